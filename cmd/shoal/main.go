@@ -1,0 +1,81 @@
+// Command shoal is a distributed Prometheus scraper. This file only parses
+// flags, builds the pieces and waits for shutdown; each piece lives in its
+// own package.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: shoal <command> [flags]
+
+commands:
+  run            scrape the jobs of a configuration file (standalone mode)
+  check config   validate configuration files and list every error
+  version        print the version
+
+Run 'shoal <command> -h' for the command's flags.
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "check":
+		if len(args) < 2 || args[1] != "config" {
+			fmt.Fprintln(stderr, "usage: shoal check config FILE...")
+			return 2
+		}
+		return cmdCheckConfig(args[2:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "shoal %s\n", getVersion())
+		return 0
+	case "-h", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "shoal: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func getVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// parseFlags parses a subcommand's flags, printing the error and usage on
+// failure. Flags take Prometheus's spelling: --config.file=FILE.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		return false, 2
+	}
+	return true, 0
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/discovery"
+	"github.com/shoal-scraper/shoal/engine"
+	"github.com/shoal-scraper/shoal/produce"
+	"github.com/shoal-scraper/shoal/web"
+)
+
+type runFlags struct {
+	configFile     string
+	reloadInterval time.Duration
+	listen         string
+	sink           string
+	logLevel       string
+	logFormat      string
+	workers        int
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.configFile, "config.file", "prometheus.yml", "Configuration file (prometheus.yml format: global and scrape_configs).")
+	fs.DurationVar(&f.reloadInterval, "config.reload-interval", 5*time.Second, "How often to check the configuration file for changes and reload it (0 disables; SIGHUP always reloads).")
+	fs.StringVar(&f.listen, "web.listen-address", ":9464", "Address for /metrics, /targets, health and pprof endpoints.")
+	fs.StringVar(&f.sink, "sink", "stdout", "Where samples go: stdout (one line per sample) or discard.")
+	fs.StringVar(&f.logLevel, "log.level", "info", "Log level: debug, info, warn, error.")
+	fs.StringVar(&f.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	fs.IntVar(&f.workers, "scrape.workers", 0, "Concurrent scrapes (0: the engine's default, 512).")
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level=%q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log.format=%q: want logfmt or json", format)
+}
+
+// closer is a sink that may need flushing at shutdown.
+type flusher interface{ Flush() error }
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f.register(fs)
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return 2
+	}
+	cfg, err := config.Load(f.configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal: loading %s:\n%v\n", f.configFile, err)
+		return 1
+	}
+
+	var sink engine.Sink
+	switch f.sink {
+	case "stdout":
+		sink = produce.NewText(stdout)
+	case "discard":
+		sink = &produce.Discard{}
+	default:
+		fmt.Fprintf(stderr, "shoal: --sink=%q: want stdout or discard\n", f.sink)
+		return 2
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	reloadOK := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shoal_config_last_reload_successful", Help: "Whether the last configuration reload succeeded (1) or failed and the previous configuration is still running (0)."})
+	reloadTime := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shoal_config_last_reload_success_timestamp_seconds", Help: "Time of the last successful configuration load."})
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_config_reloads_total", Help: "Configuration reloads by result."}, []string{"result"})
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "shoal_build_info", Help: "Always 1; the version label is shoal's version."}, []string{"version"})
+	reg.MustRegister(reloadOK, reloadTime, reloads, info)
+	info.WithLabelValues(getVersion()).Set(1)
+
+	eng, err := engine.New(engine.Config{Workers: f.workers, Version: getVersion()}, sink, reg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return 1
+	}
+	disc, err := discovery.New(logger, reg, eng.SyncTargets)
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return 1
+	}
+	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion()}, eng, reg, logger)
+
+	apply := func(c *config.Config) {
+		if err := eng.ApplyConfig(c); err != nil {
+			logger.Error("some jobs could not be set up and are skipped", "err", err)
+		}
+		disc.ApplyConfig(c.ScrapeConfigs)
+	}
+	apply(cfg)
+	reloadOK.Set(1)
+	reloadTime.SetToCurrentTime()
+	lastSum := fileSum(f.configFile)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The web server starts first and stops last, so /metrics and health
+	// answer for the whole life of the process.
+	webCtx, stopWeb := context.WithCancel(context.Background())
+	webErr := make(chan error, 1)
+	go func() { webErr <- srv.Run(webCtx) }()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { disc.Run(ctx) })
+	engDone := make(chan struct{})
+	go func() { _ = eng.Run(ctx); close(engDone) }()
+
+	reload := func(why string) {
+		c, err := config.Load(f.configFile)
+		if err != nil {
+			reloadOK.Set(0)
+			reloads.WithLabelValues("failure").Inc()
+			logger.Error("config reload failed; keeping the running configuration", "trigger", why, "file", f.configFile, "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		apply(c)
+		reloadOK.Set(1)
+		reloadTime.SetToCurrentTime()
+		reloads.WithLabelValues("success").Inc()
+		logger.Info("config reloaded", "trigger", why, "file", f.configFile, "jobs", len(c.ScrapeConfigs))
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var poll <-chan time.Time
+	if f.reloadInterval > 0 {
+		t := time.NewTicker(f.reloadInterval)
+		defer t.Stop()
+		poll = t.C
+	}
+	logger.Info("shoal started", "version", getVersion(), "config", f.configFile, "jobs", len(cfg.ScrapeConfigs), "web", f.listen, "sink", f.sink)
+
+	code := 0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-webErr:
+			logger.Error("web server failed", "err", err)
+			code = 1
+			stop()
+			break loop
+		case <-hup:
+			lastSum = fileSum(f.configFile)
+			reload("SIGHUP")
+		case <-poll:
+			if s := fileSum(f.configFile); !bytes.Equal(s, lastSum) {
+				lastSum = s
+				reload("file change")
+			}
+		}
+	}
+
+	// Shutdown order: 1. discovery stops; 2. the engine stops the wheel and
+	// waits for in-flight scrapes (each bounded by its timeout); 3. the sink
+	// is flushed; 4. the web server stops last.
+	logger.Info("shutting down")
+	wg.Wait()
+	<-engDone
+	if fl, ok := sink.(flusher); ok {
+		if err := fl.Flush(); err != nil {
+			logger.Error("flushing sink", "err", err)
+		}
+	}
+	stopWeb()
+	if err := <-webErrOrNil(webErr, code); err != nil {
+		logger.Error("web server", "err", err)
+	}
+	return code
+}
+
+// webErrOrNil returns the web server's result channel, or a closed-over nil
+// if Run's error was already consumed.
+func webErrOrNil(ch chan error, code int) <-chan error {
+	if code != 0 {
+		c := make(chan error, 1)
+		c <- nil
+		return c
+	}
+	return ch
+}
+
+// fileSum hashes a file's content; nil if unreadable (a reload then reports
+// the error).
+func fileSum(name string) []byte {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil
+	}
+	s := sha256.Sum256(b)
+	return s[:]
+}

@@ -1,0 +1,333 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"go.yaml.in/yaml/v3"
+)
+
+// Validation follows Prometheus v0.315.0 (config/config.go,
+// discovery/file/file.go, common/config/http_config.go) and keeps its
+// messages where it has one, so a search for a message finds Prometheus's
+// documentation too. Messages about auth leave out oauth2, which shoal does
+// not support.
+
+func errTimeout(job string) error {
+	return fmt.Errorf("scrape timeout greater than scrape interval for scrape config with job name %q", job)
+}
+
+// SetDefaults resolves a job against the globals it runs under, as
+// Prometheus's ScrapeConfig.Validate does: a zero ScrapeInterval takes
+// g's; a ScrapeTimeout set in the job must not exceed the interval, while
+// one left unset takes g's capped at the interval; zero limits take g's;
+// a nil ScrapeProtocols takes g's or a copy of DefaultScrapeProtocols. Zero
+// ScrapeInterval and ScrapeTimeout in g mean the Prometheus defaults (1m,
+// 10s), so SetDefaults(GlobalConfig{}) resolves a job with no global section.
+//
+// SetDefaults only fills fields that are zero, so calling it a second time
+// with different globals changes nothing already filled: to re-resolve a job
+// under new globals, parse it again. [Load] and [Parse] call it for every
+// job; callers of [ParseJob] must call it before using the job. It returns
+// nil or an [Errors] whose one element points at the job's scrape_timeout.
+func (c *ScrapeConfig) SetDefaults(g GlobalConfig) error {
+	def := DefaultGlobalConfig()
+	if g.ScrapeInterval == 0 {
+		g.ScrapeInterval = def.ScrapeInterval
+	}
+	if g.ScrapeTimeout == 0 {
+		g.ScrapeTimeout = min(def.ScrapeTimeout, g.ScrapeInterval)
+	}
+	if c.ScrapeInterval == 0 {
+		c.ScrapeInterval = g.ScrapeInterval
+	}
+	if c.ScrapeTimeout > c.ScrapeInterval {
+		line := c.timeoutLine
+		if line == 0 {
+			line = c.Line
+		}
+		return Errors{&Error{File: c.source, Line: line, Path: joinPath(c.path, "scrape_timeout"), Err: errTimeout(c.JobName)}}
+	}
+	if c.ScrapeTimeout == 0 {
+		c.ScrapeTimeout = min(g.ScrapeTimeout, c.ScrapeInterval)
+	}
+	inherit := func(v *uint, g uint) {
+		if *v == 0 {
+			*v = g
+		}
+	}
+	inherit(&c.SampleLimit, g.SampleLimit)
+	inherit(&c.TargetLimit, g.TargetLimit)
+	inherit(&c.LabelLimit, g.LabelLimit)
+	inherit(&c.LabelNameLengthLimit, g.LabelNameLengthLimit)
+	inherit(&c.LabelValueLengthLimit, g.LabelValueLengthLimit)
+	if c.BodySizeLimit == 0 {
+		c.BodySizeLimit = g.BodySizeLimit
+	}
+	if c.ScrapeProtocols == nil {
+		if g.ScrapeProtocols != nil {
+			c.ScrapeProtocols = slices.Clone(g.ScrapeProtocols)
+		} else {
+			c.ScrapeProtocols = slices.Clone(DefaultScrapeProtocols)
+		}
+	}
+	return nil
+}
+
+// SetDirectory joins relative file paths (bearer_token_file, basic_auth and
+// authorization files, tls_config files, file_sd_configs files) to dir, as
+// Prometheus does with the config file's directory. Absolute paths and empty
+// fields are left alone. [Load] and [Parse] call it; [ParseJob] does not.
+func (c *ScrapeConfig) SetDirectory(dir string) {
+	join := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	join(&c.BearerTokenFile)
+	if c.BasicAuth != nil {
+		join(&c.BasicAuth.UsernameFile)
+		join(&c.BasicAuth.PasswordFile)
+	}
+	if c.Authorization != nil {
+		join(&c.Authorization.CredentialsFile)
+	}
+	join(&c.TLSConfig.CAFile)
+	join(&c.TLSConfig.CertFile)
+	join(&c.TLSConfig.KeyFile)
+	for _, sd := range c.FileSDConfigs {
+		for i := range sd.Files {
+			join(&sd.Files[i])
+		}
+	}
+}
+
+// line returns the line recorded for field (a pointer to it), or else.
+func (p *parser) line(field any, orElse int) int {
+	if l, ok := p.keyLine[field]; ok {
+		return l
+	}
+	return orElse
+}
+
+// checkGlobal validates the global section and fills its defaults.
+func (p *parser) checkGlobal(g *GlobalConfig) {
+	const path = "global"
+	if n := p.valNode[&g.ExternalLabels]; n != nil {
+		// Decoding already rejected non-mappings; check each pair on its line.
+		if n = p.deref(n); n != nil && n.Kind == yaml.MappingNode {
+			for _, kv := range p.pairs(n, joinPath(path, "external_labels")) {
+				if !model.UTF8Validation.IsValidLabelName(kv.k.Value) {
+					p.addf(kv.k.Line, joinPath(path, "external_labels"), "%q is not a valid label name", kv.k.Value)
+				}
+			}
+		}
+		_ = g.ExternalLabels.Validate(func(l labels.Label) error {
+			if !model.LabelValue(l.Value).IsValid() {
+				p.addf(p.line(&g.ExternalLabels, 0), joinPath(path, "external_labels"), "%q is not a valid label value", l.Value)
+			}
+			return nil
+		})
+	}
+	def := DefaultGlobalConfig()
+	if g.ScrapeInterval == 0 {
+		g.ScrapeInterval = def.ScrapeInterval
+	}
+	if g.ScrapeTimeout > g.ScrapeInterval {
+		p.addf(p.line(&g.ScrapeTimeout, 0), joinPath(path, "scrape_timeout"), "global scrape timeout greater than scrape interval")
+	}
+	if g.ScrapeTimeout == 0 {
+		g.ScrapeTimeout = min(def.ScrapeTimeout, g.ScrapeInterval)
+	}
+	if g.ScrapeProtocols != nil {
+		p.checkProtocols(g.ScrapeProtocols, &g.ScrapeProtocols, joinPath(path, "scrape_protocols"), "global config")
+	}
+}
+
+// itemLine returns the line of the i-th entry of the list field (a pointer
+// to a slice field the walk recorded), or orElse.
+func (p *parser) itemLine(field any, i, orElse int) int {
+	n := p.valNode[field]
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+		return orElse
+	}
+	return n.Content[i].Line
+}
+
+// protocolProblem says what is wrong with a scrape protocol name, or "".
+func protocolProblem(sp ScrapeProtocol) string {
+	switch sp {
+	case OpenMetricsText1_0_0, OpenMetricsText0_0_1, PrometheusText1_0_0, PrometheusText0_0_4:
+		return ""
+	case "PrometheusProto", "OpenMetricsText2.0.0":
+		return fmt.Sprintf("scrape protocol %q is not supported by shoal", sp)
+	}
+	return fmt.Sprintf("unknown scrape protocol %q, supported: %v", sp, DefaultScrapeProtocols)
+}
+
+// checkProtocols validates a scrape_protocols list (field points at it, for
+// lines); where names the job or "global config" as Prometheus does.
+func (p *parser) checkProtocols(sps []ScrapeProtocol, field any, path, where string) {
+	line := p.line(field, 0)
+	if len(sps) == 0 {
+		p.addf(line, path, "scrape_protocols cannot be empty for %s", where)
+		return
+	}
+	seen := map[string]bool{}
+	for i, sp := range sps {
+		l := p.itemLine(field, i, line)
+		if msg := protocolProblem(sp); msg != "" {
+			p.addf(l, path, "%s for %s", msg, where)
+			continue
+		}
+		if key := strings.ToLower(string(sp)); seen[key] {
+			p.addf(l, path, "duplicated protocol in scrape_protocols, got %v for %s", sps, where)
+		} else {
+			seen[key] = true
+		}
+	}
+}
+
+// patFileSDName is Prometheus's rule for file_sd paths: only the last path
+// element may contain '*', and the name ends in .json, .yml or .yaml.
+var patFileSDName = regexp.MustCompile(`^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`)
+
+// checkJob validates everything about a job that does not depend on the
+// globals. It also sets static group Sources and normalises
+// Authorization.Type, as Prometheus does.
+func (p *parser) checkJob(c *ScrapeConfig) {
+	path, at := c.path, func(field any) int { return p.line(field, c.Line) }
+	if c.JobName == "" {
+		p.addf(at(&c.JobName), path, "job_name is empty")
+	}
+	job := fmt.Sprintf("scrape config with job name %q", c.JobName)
+
+	if c.Scheme != "http" && c.Scheme != "https" {
+		p.addf(at(&c.Scheme), joinPath(path, "scheme"), "scheme must be \"http\" or \"https\", got %q", c.Scheme)
+	}
+	if c.ScrapeProtocols != nil {
+		p.checkProtocols(c.ScrapeProtocols, &c.ScrapeProtocols, joinPath(path, "scrape_protocols"), job)
+	}
+	if c.FallbackScrapeProtocol != "" {
+		if msg := protocolProblem(c.FallbackScrapeProtocol); msg != "" {
+			p.addf(at(&c.FallbackScrapeProtocol), joinPath(path, "fallback_scrape_protocol"), "invalid fallback_scrape_protocol for %s: %s", job, msg)
+		}
+	}
+
+	p.checkAuth(c, at)
+	p.checkTLS(&c.TLSConfig, joinPath(path, "tls_config"), at)
+
+	for i, sd := range c.FileSDConfigs {
+		sdPath := fmt.Sprintf("%s.file_sd_configs[%d]", path, i)
+		if len(sd.Files) == 0 {
+			p.addf(p.line(sd, c.Line), sdPath, "file service discovery config must contain at least one path name in \"files\"")
+		}
+		for j, f := range sd.Files {
+			if !patFileSDName.MatchString(f) {
+				p.addf(p.itemLine(&sd.Files, j, p.line(&sd.Files, c.Line)), fmt.Sprintf("%s.files[%d]", sdPath, j),
+					"path name %q is not valid for file discovery (only the last path element may contain '*', and it must end in .json, .yml or .yaml)", f)
+			}
+		}
+		if sd.RefreshInterval <= 0 {
+			p.addf(p.line(&sd.RefreshInterval, c.Line), joinPath(sdPath, "refresh_interval"), "refresh_interval must be positive")
+		}
+	}
+
+	for i, g := range c.StaticConfigs {
+		g.Source = strconv.Itoa(i)
+		if len(c.RelabelConfigs) > 0 {
+			// Relabeling may rewrite __address__; the engine checks the result.
+			continue
+		}
+		lines := p.targetLines[g]
+		for j, t := range g.Targets {
+			addr := string(t[model.AddressLabel])
+			if strings.Contains(addr, "/") {
+				line := c.Line
+				if j < len(lines) {
+					line = lines[j]
+				}
+				p.addf(line, fmt.Sprintf("%s.static_configs[%d].targets[%d]", path, i, j),
+					"%q is not a valid hostname (a target is \"host:port\"; put the path in metrics_path and the scheme in scheme)", addr)
+			}
+		}
+	}
+
+	p.checkRelabel(c.RelabelConfigs, joinPath(path, "relabel_configs"), c.Line)
+	p.checkRelabel(c.MetricRelabelConfigs, joinPath(path, "metric_relabel_configs"), c.Line)
+}
+
+// checkRelabel validates relabel rules with UTF-8 names, as Prometheus 3
+// does by default.
+func (p *parser) checkRelabel(rcs []*relabel.Config, path string, jobLine int) {
+	for i, rc := range rcs {
+		if err := rc.Validate(model.UTF8Validation); err != nil {
+			p.add(p.line(rc, jobLine), fmt.Sprintf("%s[%d]", path, i), err)
+		}
+	}
+}
+
+// checkAuth applies Prometheus's one-auth-method rules.
+func (p *parser) checkAuth(c *ScrapeConfig, at func(any) int) {
+	path := c.path
+	if c.BearerToken != "" && c.BearerTokenFile != "" {
+		p.addf(at(&c.BearerTokenFile), path, "at most one of bearer_token & bearer_token_file must be configured")
+	}
+	bearer := c.BearerToken != "" || c.BearerTokenFile != ""
+	if c.BasicAuth != nil && bearer {
+		p.addf(at(&c.BasicAuth), path, "at most one of basic_auth, bearer_token & bearer_token_file must be configured")
+	}
+	if ba := c.BasicAuth; ba != nil {
+		bpath := joinPath(path, "basic_auth")
+		if ba.Username != "" && ba.UsernameFile != "" {
+			p.addf(at(&ba.UsernameFile), bpath, "at most one of basic_auth username & username_file must be configured")
+		}
+		if ba.Password != "" && ba.PasswordFile != "" {
+			p.addf(at(&ba.PasswordFile), bpath, "at most one of basic_auth password & password_file must be configured")
+		}
+	}
+	if a := c.Authorization; a != nil {
+		apath := joinPath(path, "authorization")
+		if bearer {
+			p.addf(at(&c.Authorization), path, "authorization is not compatible with bearer_token & bearer_token_file")
+		}
+		if a.Credentials != "" && a.CredentialsFile != "" {
+			p.addf(at(&a.CredentialsFile), apath, "at most one of authorization credentials & credentials_file must be configured")
+		}
+		a.Type = strings.TrimSpace(a.Type)
+		if a.Type == "" {
+			a.Type = "Bearer"
+		}
+		if strings.EqualFold(a.Type, "basic") {
+			p.addf(at(&a.Type), joinPath(apath, "type"), `authorization type cannot be set to "basic", use "basic_auth" instead`)
+		}
+		if c.BasicAuth != nil {
+			p.addf(at(&c.Authorization), path, "at most one of basic_auth & authorization must be configured")
+		}
+	}
+}
+
+// checkTLS validates a tls_config block.
+func (p *parser) checkTLS(t *TLSConfig, path string, at func(any) int) {
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		p.addf(at(&t.CertFile), path, "key_file must be configured when cert_file is configured")
+	case t.KeyFile != "" && t.CertFile == "":
+		p.addf(at(&t.KeyFile), path, "cert_file must be configured when key_file is configured")
+	}
+	if t.MinVersion != "" {
+		if _, ok := tlsVersions[t.MinVersion]; !ok {
+			p.addf(at(&t.MinVersion), joinPath(path, "min_version"), "unknown TLS version %q, want one of TLS10, TLS11, TLS12, TLS13", t.MinVersion)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package engine
+
+// This file is the only one in engine/ that imports fasthttp (STYLE 14):
+// the rest of the package sees fetch() and a body it may read until release.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
+
+	"github.com/shoal-scraper/shoal/config"
+)
+
+// errBodyTooLarge is returned when a response exceeds body_size_limit, after
+// decompression (Prometheus applies the limit to the decompressed body).
+var errBodyTooLarge = errors.New("body size limit exceeded")
+
+// maxRedirects is net/http's limit, which Prometheus inherits.
+const maxRedirects = 10
+
+// httpClient fetches targets of one job. It is safe for concurrent use; one
+// instance per job, because TLS and authentication are per job.
+type httpClient struct {
+	c          *fasthttp.Client
+	accept     string
+	userAgent  string
+	auth       string // Authorization header value, or ""
+	limit      int64  // body_size_limit in bytes; 0 = none
+	follow     bool
+	gzipReader sync.Pool // *gzip.Reader
+	bufs       sync.Pool // *bytes.Buffer holding gunzipped bodies
+}
+
+func newHTTPClient(sc *config.ScrapeConfig, version string) (*httpClient, error) {
+	var tlsCfg *tls.Config
+	if sc.Scheme == "https" {
+		var err error
+		if tlsCfg, err = sc.TLSConfig.Build(); err != nil {
+			return nil, fmt.Errorf("job %q: tls_config: %w", sc.JobName, err)
+		}
+	}
+	auth, err := sc.AuthHeader()
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", sc.JobName, err)
+	}
+	limit := int64(sc.BodySizeLimit)
+	c := &fasthttp.Client{
+		Name:                     "shoal",
+		NoDefaultUserAgentHeader: true,
+		TLSConfig:                tlsCfg,
+		// A target is scraped by one worker at a time, so a handful of
+		// connections per host covers targets that share a host:port
+		// (several jobs, or params) without letting one slow host pin many.
+		MaxConnsPerHost: 8,
+		// Keep connections across scrapes: a new TCP (and TLS) handshake
+		// per scrape costs more than the scrape itself for small targets.
+		MaxIdleConnDuration: sc.Interval() + 10*time.Second,
+		ReadBufferSize:      16 << 10, // headers only; bodies go to pooled buffers
+		// fasthttp enforces this while reading, before buffering the rest.
+		// For gzip bodies the decompressed size is checked in gunzip.
+		MaxResponseBodySize:    int(limit),
+		DisablePathNormalizing: true,
+		// Headers are small: refuse absurd ones from a misbehaving target.
+		DisableHeaderNamesNormalizing: false,
+	}
+	return &httpClient{
+		c:         c,
+		accept:    acceptHeader(sc.ScrapeProtocols),
+		userAgent: "shoal/" + version,
+		auth:      auth,
+		limit:     limit,
+		follow:    sc.FollowRedirects,
+	}, nil
+}
+
+// acceptHeader mirrors Prometheus's: the configured protocols in order of
+// preference with decreasing q, then */* last.
+func acceptHeader(ps []config.ScrapeProtocol) string {
+	if len(ps) == 0 {
+		ps = config.DefaultScrapeProtocols
+	}
+	var b bytes.Buffer
+	w := len(ps) + 1
+	for _, p := range ps {
+		switch p {
+		case config.OpenMetricsText1_0_0:
+			b.WriteString("application/openmetrics-text;version=1.0.0")
+		case config.OpenMetricsText0_0_1:
+			b.WriteString("application/openmetrics-text;version=0.0.1")
+		case config.PrometheusText1_0_0:
+			b.WriteString("text/plain;version=1.0.0")
+		case config.PrometheusText0_0_4:
+			b.WriteString("text/plain;version=0.0.4")
+		default:
+			continue
+		}
+		b.WriteString(";q=0.")
+		b.WriteString(strconv.Itoa(w))
+		b.WriteByte(',')
+		w--
+	}
+	b.WriteString("*/*;q=0.")
+	b.WriteString(strconv.Itoa(w))
+	return b.String()
+}
+
+// response is one fetched body. Body and ContentType are valid until release.
+type response struct {
+	resp        *fasthttp.Response
+	buf         *bytes.Buffer // gunzipped body, or nil
+	Body        []byte
+	ContentType []byte
+	c           *httpClient
+}
+
+// release returns the response's memory to the pools. Nothing read from the
+// response may be used after release.
+func (r *response) release() {
+	if r.buf != nil {
+		// Refuse to keep outliers: one huge target must not pin memory.
+		if r.buf.Cap() <= 64<<20 {
+			r.buf.Reset()
+			r.c.bufs.Put(r.buf)
+		}
+		r.buf = nil
+	}
+	if r.resp != nil {
+		fasthttp.ReleaseResponse(r.resp)
+		r.resp = nil
+	}
+	r.Body, r.ContentType = nil, nil
+}
+
+// fetch GETs url with the job's headers and returns the (decompressed) body.
+// deadline bounds the whole exchange, redirects included. sizeHint is the
+// last body size of this target, to size the gunzip buffer in one go.
+func (c *httpClient) fetch(url string, timeout time.Duration, deadline time.Time, sizeHint int, r *response) error {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	r.resp, r.c = resp, c
+
+	req.SetRequestURI(url)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	req.Header.Set("Accept", c.accept)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+
+	for redirects := 0; ; redirects++ {
+		if err := c.c.DoDeadline(req, resp, deadline); err != nil {
+			switch {
+			case errors.Is(err, fasthttp.ErrBodyTooLarge):
+				return errBodyTooLarge
+			case errors.Is(err, fasthttp.ErrTimeout):
+				return fmt.Errorf("context deadline exceeded (scrape timeout %s)", timeout)
+			}
+			return err
+		}
+		code := resp.StatusCode()
+		if code == fasthttp.StatusOK {
+			break
+		}
+		if c.follow && fasthttp.StatusCodeIsRedirect(code) && redirects < maxRedirects {
+			loc := resp.Header.Peek("Location")
+			if len(loc) > 0 {
+				// Resolve relative to the current URI, as net/http does.
+				req.URI().UpdateBytes(loc)
+				resp.Reset()
+				continue
+			}
+		}
+		if fasthttp.StatusCodeIsRedirect(code) && redirects >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return fmt.Errorf("server returned HTTP status %d %s", code, fasthttp.StatusMessage(code))
+	}
+
+	r.ContentType = resp.Header.ContentType()
+	body := resp.Body()
+	if !bytes.EqualFold(resp.Header.ContentEncoding(), []byte("gzip")) {
+		r.Body = body
+		return nil
+	}
+	return c.gunzip(body, sizeHint, r)
+}
+
+// gunzip decompresses body into a pooled buffer, enforcing the body limit on
+// the decompressed size while reading.
+func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
+	zr, _ := c.gzipReader.Get().(*gzip.Reader)
+	var err error
+	br := bytes.NewReader(body)
+	if zr == nil {
+		if zr, err = gzip.NewReader(br); err != nil {
+			return fmt.Errorf("decompressing gzip body: %w", err)
+		}
+	} else if err = zr.Reset(br); err != nil {
+		c.gzipReader.Put(zr)
+		return fmt.Errorf("decompressing gzip body: %w", err)
+	}
+	defer c.gzipReader.Put(zr)
+
+	buf, _ := c.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	r.buf = buf
+	if sizeHint > 0 {
+		buf.Grow(sizeHint + sizeHint/8)
+	}
+	var src io.Reader = zr
+	if c.limit > 0 {
+		src = io.LimitReader(zr, c.limit+1)
+	}
+	if _, err := buf.ReadFrom(src); err != nil {
+		return fmt.Errorf("decompressing gzip body: %w", err)
+	}
+	if c.limit > 0 && int64(buf.Len()) > c.limit {
+		return errBodyTooLarge
+	}
+	r.Body = buf.Bytes()
+	return nil
+}
+
+// close releases idle connections.
+func (c *httpClient) close() { c.c.CloseIdleConnections() }

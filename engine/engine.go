@@ -1,0 +1,478 @@
+// Package engine schedules and scrapes targets: it owns the target set, the
+// timing wheel, the worker pool and each target's state (series cache for
+// staleness, health, last error, durations).
+//
+// # Design
+//
+// Jobs arrive from a job source (ApplyConfig), their targets from discovery
+// (SyncTargets), and an Owner decides which targets this member scrapes
+// (SetOwner; nil owns everything). Each owned target sits on one hashed
+// timing wheel at a phase that is a pure function of its key, aligned to
+// wall-clock multiples of its interval, so any member that owns the target
+// scrapes it at the same instants. One goroutine runs the wheel; when a
+// target is due the wheel hands it to a fixed pool of workers through a
+// bounded queue, never blocking: a full queue skips that scrape and counts
+// it. A worker fetches, parses, applies labels and limits, and writes the
+// finished scrape to the Sink on its own goroutine.
+//
+// There is no goroutine per target. Prometheus runs one per target, which
+// costs a stack, a timer and scheduler work per target; at a million
+// targets the wheel plus a few hundred workers is far cheaper.
+//
+// Per-target scrape state is touched only by the goroutine holding the
+// target's scrapeMu: a worker during a scrape, or the sync path while it
+// retires the target. Job and target sets are guarded by Engine.mu; they
+// change on config reload, discovery and membership changes, never per
+// scrape.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/produce"
+)
+
+// Sink receives every finished scrape. Write runs on a worker goroutine; the
+// Scrape is valid only during the call (see produce.Scrape). Write must not
+// block for long: it holds up one worker.
+type Sink interface {
+	Write(*produce.Scrape) error
+}
+
+// Owner says whether this member scrapes the target with the given key
+// (job + "/" + instance). It must be cheap and pure: the engine calls it for
+// every target on each sync.
+type Owner interface {
+	Owns(key string) bool
+}
+
+// Config tunes the engine. Zero fields take the defaults below.
+type Config struct {
+	// Workers scrape concurrently. Default 512: scrapes are mostly waiting
+	// on the network, and a slow target holds a worker until its timeout,
+	// so the pool must cover (targets × scrape latency ÷ interval) with a
+	// wide margin; idle goroutines cost about 8 KiB each.
+	Workers int
+	// QueueSize bounds due targets waiting for a worker. Default 8×Workers:
+	// absorbs a burst of targets sharing a phase slot without letting a
+	// backlog grow past one interval unnoticed.
+	QueueSize int
+	// Version goes into the User-Agent header.
+	Version string
+	// RequireOwner: scrape nothing until SetOwner was called once (cluster
+	// mode, DESIGN invariant 5).
+	RequireOwner bool
+	// WheelTick and WheelSlots shape the timing wheel. Defaults 1ms and
+	// 65536: 1ms is the resolution of a sample timestamp, and 65536 slots
+	// cover intervals up to 65s in one turn.
+	WheelTick  time.Duration
+	WheelSlots int
+}
+
+func (c *Config) setDefaults() {
+	if c.Workers <= 0 {
+		c.Workers = 512
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 8 * c.Workers
+	}
+	if c.WheelTick <= 0 {
+		c.WheelTick = time.Millisecond
+	}
+	if c.WheelSlots <= 0 {
+		c.WheelSlots = 1 << 16
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Engine scrapes targets. Create with New, start with Run.
+type Engine struct {
+	cfg      Config
+	sink     Sink
+	log      *slog.Logger
+	m        *metrics
+	wheel    *wheel[*target]
+	work     chan task
+	bg       sync.WaitGroup // retirements in flight
+	errLog   atomic.Int64   // unix ns of the last logged sink error
+	external atomic.Pointer[labels.Labels]
+
+	mu         sync.Mutex
+	jobs       map[string]*job
+	owner      Owner
+	ownerSet   bool
+	configured bool
+	running    bool
+}
+
+type task struct {
+	t   *target
+	due int64
+}
+
+// job is one scrape config and its targets. A job whose config changes is
+// replaced by a new job with the next gen.
+type job struct {
+	cfg     *config.ScrapeConfig
+	gen     uint32
+	client  *httpClient
+	err     string // job-level problem shown on /targets
+	forced  atomic.Pointer[error]
+	groups  []*targetgroup.Group
+	targets map[uint64]*target // owned targets, by id
+	m       jobMetrics
+}
+
+func (j *job) forcedErr() error {
+	if p := j.forced.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// New returns an engine writing to sink. Metrics are registered with reg.
+func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) (*Engine, error) {
+	cfg.setDefaults()
+	if cfg.WheelSlots&(cfg.WheelSlots-1) != 0 {
+		return nil, fmt.Errorf("wheel slots %d: not a power of two", cfg.WheelSlots)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		cfg:   cfg,
+		sink:  sink,
+		log:   logger,
+		wheel: newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
+		work:  make(chan task, cfg.QueueSize),
+		jobs:  make(map[string]*job),
+	}
+	m, err := newMetrics(e, reg)
+	if err != nil {
+		return nil, err
+	}
+	e.m = m
+	return e, nil
+}
+
+// Run starts the workers and the wheel and blocks until ctx is done. Then it
+// shuts down in order:
+//  1. the wheel stops handing out targets;
+//  2. queued scrapes are dropped and in-flight scrapes finish (each is
+//     bounded by its scrape timeout, so this step is bounded too);
+//  3. pending retirements (staleness markers) finish.
+//
+// The caller flushes and closes the sink after Run returns.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.running {
+		e.mu.Unlock()
+		return errors.New("engine already running")
+	}
+	e.running = true
+	e.mu.Unlock()
+
+	var workers sync.WaitGroup
+	for range e.cfg.Workers {
+		workers.Go(func() { e.worker(ctx) })
+	}
+	e.wheel.run(ctx, e.fire) // 1.
+	close(e.work)            // 2.
+	workers.Wait()
+	e.bg.Wait() // 3.
+
+	e.mu.Lock()
+	for _, j := range e.jobs {
+		j.client.close()
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// fire runs on the wheel goroutine for each due target. It must not block.
+func (e *Engine) fire(t *target, due, now int64) int64 {
+	if t.removed.Load() {
+		return 0
+	}
+	e.m.lateness.Observe(float64(now-due) / 1e9)
+	select {
+	case e.work <- task{t, due}:
+	default:
+		e.m.skippedQueue.Inc()
+	}
+	return due + int64(t.interval)
+}
+
+func (e *Engine) worker(ctx context.Context) {
+	for tk := range e.work {
+		if ctx.Err() != nil {
+			continue // shutting down: drain without scraping
+		}
+		t := tk.t
+		if !t.scrapeMu.TryLock() {
+			// The previous scrape of this target is still running: it
+			// cannot be, unless the queue backed up for a whole interval.
+			e.m.skippedInFlight.Inc()
+			continue
+		}
+		if !t.dead && !t.removed.Load() {
+			e.scrape(t, time.Unix(0, tk.due))
+		}
+		t.scrapeMu.Unlock()
+	}
+}
+
+// ApplyConfig installs a new set of jobs. Jobs whose config is unchanged
+// keep their targets, schedule and state; changed jobs restart their
+// targets (a target that survives the change keeps its series cache, so
+// series that disappear still get staleness markers); removed jobs' targets
+// get staleness markers. Discovery is expected to call SyncTargets for new
+// and changed jobs; until then a changed job keeps its previous groups.
+//
+// A job that cannot be set up (an unreadable TLS file, say) is skipped and
+// reported on /targets; the others apply. The returned error lists them.
+func (e *Engine) ApplyConfig(c *config.Config) error {
+	ext := c.Global.ExternalLabels
+	e.external.Store(&ext)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	next := make(map[string]*job, len(c.ScrapeConfigs))
+	for _, sc := range c.ScrapeConfigs {
+		old := e.jobs[sc.JobName]
+		if old != nil && old.client != nil && old.cfg.Equal(sc) {
+			next[sc.JobName] = old
+			continue
+		}
+		j := &job{cfg: sc, targets: make(map[uint64]*target)}
+		if old != nil {
+			j.gen = old.gen + 1
+			j.groups = old.groups
+		}
+		j.m = e.m.forJob(sc.JobName)
+		cl, err := newHTTPClient(sc, e.cfg.Version)
+		if err != nil {
+			errs = append(errs, err)
+			j.err = err.Error()
+			ferr := err
+			j.forced.Store(&ferr)
+			cl = nil
+		}
+		j.client = cl
+		next[sc.JobName] = j
+		var pred map[uint64]*target
+		if old != nil {
+			pred = old.targets
+			old.targets = nil
+		}
+		if cl != nil {
+			e.syncJob(j, pred)
+		} else {
+			e.retireAll(pred, true)
+		}
+	}
+	for name, old := range e.jobs {
+		if next[name] == nil {
+			e.retireAll(old.targets, true)
+			e.m.dropJob(name)
+			if old.client != nil {
+				old.client.close()
+			}
+		}
+	}
+	e.jobs = next
+	e.configured = true
+	return errors.Join(errs...)
+}
+
+// SyncTargets replaces the discovered target groups of a job (all of them:
+// discovery passes the full current set). Unknown jobs are ignored:
+// discovery may lag a config change by a moment.
+func (e *Engine) SyncTargets(jobName string, groups []*targetgroup.Group) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	j := e.jobs[jobName]
+	if j == nil {
+		return
+	}
+	j.groups = groups
+	if j.client != nil {
+		e.syncJob(j, nil)
+	}
+}
+
+// SetOwner installs the ownership predicate (nil: own everything) and
+// re-evaluates every target. Targets that move away get no staleness
+// markers: their series go on from the new owner (DESIGN invariant 3).
+func (e *Engine) SetOwner(o Owner) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.owner, e.ownerSet = o, true
+	for _, j := range e.jobs {
+		if j.client != nil {
+			e.syncJob(j, nil)
+		}
+	}
+}
+
+// owns reports whether this member should scrape key. Caller holds e.mu.
+func (e *Engine) owns(key string) bool {
+	if e.cfg.RequireOwner && !e.ownerSet {
+		return false
+	}
+	return e.owner == nil || e.owner.Owns(key)
+}
+
+// syncJob recomputes j's targets from j.groups and the owner. pred holds a
+// replaced job's targets: survivors hand their state to their successor.
+// Caller holds e.mu.
+func (e *Engine) syncJob(j *job, pred map[uint64]*target) {
+	ts, errs := targetsFromGroups(j, j.groups)
+	for _, err := range errs {
+		e.log.Warn("dropping invalid target", "job", j.cfg.JobName, "err", err)
+	}
+	j.err = ""
+	j.forced.Store(nil)
+	if limit := j.cfg.TargetLimit; limit > 0 && uint(len(ts)) > limit {
+		// As Prometheus: every target of the job fails with this error
+		// until the job fits again. Counted over all discovered targets,
+		// not only this member's, so every member agrees.
+		err := fmt.Errorf("target_limit exceeded (number of targets: %d, limit: %d)", len(ts), limit)
+		j.err = err.Error()
+		j.forced.Store(&err)
+	}
+	now := time.Now()
+	next := make(map[uint64]*target, len(ts))
+	for _, t := range ts {
+		if !e.owns(t.key) {
+			continue
+		}
+		if old := j.targets[t.id]; old != nil {
+			next[t.id] = old
+			continue
+		}
+		if _, dup := next[t.id]; dup {
+			continue
+		}
+		if p := pred[t.id]; p != nil {
+			t.adopt(p)
+			delete(pred, t.id)
+		}
+		t.gen = j.gen
+		next[t.id] = t
+		due := t.nextDue(now)
+		t.statusMu.Lock()
+		t.nextScrape = due
+		t.statusMu.Unlock()
+		e.wheel.schedule(t, due.UnixNano())
+	}
+	for id, old := range j.targets {
+		if next[id] == nil {
+			// Gone from discovery (staleness) or moved to another member
+			// (none: the new owner carries its series on).
+			e.retire(old, e.owns(old.key))
+		}
+	}
+	e.retireAll(pred, true)
+	j.targets = next
+}
+
+// adopt takes over p's scrape state: p is the same target under the
+// previous config of its job. Waits for an in-flight scrape of p to end.
+func (t *target) adopt(p *target) {
+	p.removed.Store(true)
+	p.scrapeMu.Lock()
+	p.dead = true
+	t.cache, t.lb, t.lastSize = p.cache, p.lb, p.lastSize
+	p.cache = nil
+	p.scrapeMu.Unlock()
+	p.statusMu.Lock()
+	t.health, t.lastErr, t.lastScrape, t.lastDuration, t.lastSamples = p.health, p.lastErr, p.lastScrape, p.lastDuration, p.lastSamples
+	p.statusMu.Unlock()
+}
+
+func (e *Engine) retireAll(ts map[uint64]*target, stale bool) {
+	for _, t := range ts {
+		e.retire(t, stale)
+	}
+}
+
+// retire takes t out of service. With stale, its live series get staleness
+// markers once any in-flight scrape of it has ended; that wait happens on a
+// goroutine the engine waits for at shutdown, so a sync never blocks on a
+// slow target.
+func (e *Engine) retire(t *target, stale bool) {
+	t.removed.Store(true)
+	e.bg.Go(func() {
+		t.scrapeMu.Lock()
+		defer t.scrapeMu.Unlock()
+		if t.dead {
+			return
+		}
+		t.dead = true
+		if stale {
+			e.endOfLife(t, time.Now())
+		}
+		t.cache = nil
+	})
+}
+
+// sinkError counts a failed Write and logs at most once per second.
+func (e *Engine) sinkError(err error, samples int) {
+	e.m.sinkErrors.Inc()
+	e.m.sinkDropped.Add(float64(samples))
+	now := time.Now().UnixNano()
+	last := e.errLog.Load()
+	if now-last > int64(time.Second) && e.errLog.CompareAndSwap(last, now) {
+		e.log.Error("sink write failed; samples dropped", "err", err, "samples", samples)
+	}
+}
+
+// Ready reports whether the engine has its jobs (and, in cluster mode, its
+// first ownership view): before that it scrapes nothing.
+func (e *Engine) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.configured && (!e.cfg.RequireOwner || e.ownerSet)
+}
+
+// Jobs returns a snapshot of every job and its owned targets, sorted by job
+// name and target key.
+func (e *Engine) Jobs() []JobStatus {
+	e.mu.Lock()
+	js := make([]JobStatus, 0, len(e.jobs))
+	tss := make([][]*target, 0, len(e.jobs))
+	for _, j := range e.jobs {
+		js = append(js, JobStatus{Name: j.cfg.JobName, Error: j.err})
+		ts := make([]*target, 0, len(j.targets))
+		for _, t := range j.targets {
+			ts = append(ts, t)
+		}
+		tss = append(tss, ts)
+	}
+	e.mu.Unlock()
+	for i := range js {
+		js[i].Targets = make([]TargetStatus, len(tss[i]))
+		for k, t := range tss[i] {
+			js[i].Targets[k] = t.status()
+		}
+		sort.Slice(js[i].Targets, func(a, b int) bool { return js[i].Targets[a].Key < js[i].Targets[b].Key })
+	}
+	sort.Slice(js, func(a, b int) bool { return js[a].Name < js[b].Name })
+	return js
+}

@@ -1,0 +1,564 @@
+package engine
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"go.uber.org/goleak"
+
+	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/produce"
+)
+
+// recSink records every scrape as copied samples, and signals each Write.
+type recSink struct {
+	mu      sync.Mutex
+	scrapes []recScrape
+	ch      chan recScrape
+}
+
+type recScrape struct {
+	key     string
+	t       int64
+	samples []recSample
+}
+
+type recSample struct {
+	series string
+	t      int64
+	v      float64
+}
+
+func newRecSink() *recSink { return &recSink{ch: make(chan recScrape, 1024)} }
+
+func (s *recSink) Write(sc *produce.Scrape) error {
+	r := recScrape{key: sc.Key, t: sc.T}
+	for _, smp := range sc.Samples {
+		r.samples = append(r.samples, recSample{smp.Series.Labels.String(), smp.T, smp.V})
+	}
+	s.mu.Lock()
+	s.scrapes = append(s.scrapes, r)
+	s.mu.Unlock()
+	select {
+	case s.ch <- r:
+	default:
+	}
+	return nil
+}
+
+// find returns the value of series in r, and whether it is present.
+func (r recScrape) find(series string) (float64, bool) {
+	for _, s := range r.samples {
+		if s.series == series {
+			return s.v, true
+		}
+	}
+	return 0, false
+}
+
+func (r recScrape) mustFind(t *testing.T, series string) float64 {
+	t.Helper()
+	v, ok := r.find(series)
+	if !ok {
+		t.Fatalf("series %s missing from scrape; have:\n%s", series, r)
+	}
+	return v
+}
+
+func (r recScrape) String() string {
+	var b strings.Builder
+	for _, s := range r.samples {
+		fmt.Fprintf(&b, "  %s %v %d\n", s.series, s.v, s.t)
+	}
+	return b.String()
+}
+
+// exporter is an in-test target whose response the test controls.
+type exporter struct {
+	mu      sync.Mutex
+	body    string
+	status  int
+	ctype   string
+	gzip    bool
+	delay   time.Duration
+	srv     *httptest.Server
+	headers http.Header
+}
+
+func newExporter(t *testing.T, body string) *exporter {
+	x := &exporter{body: body, status: 200, ctype: "text/plain; version=0.0.4; charset=utf-8"}
+	x.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		x.mu.Lock()
+		body, status, ctype, gz, delay := x.body, x.status, x.ctype, x.gzip, x.delay
+		x.headers = r.Header.Clone()
+		x.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", ctype)
+		if gz && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.WriteHeader(status)
+			zw := gzip.NewWriter(w)
+			zw.Write([]byte(body))
+			zw.Close()
+			return
+		}
+		w.WriteHeader(status)
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(x.srv.Close)
+	return x
+}
+
+func (x *exporter) addr() string { return strings.TrimPrefix(x.srv.URL, "http://") }
+
+func (x *exporter) set(f func(x *exporter)) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	f(x)
+}
+
+func mustConfig(t *testing.T, yml string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(yml), "test.yml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return c
+}
+
+func newTestEngine(t *testing.T, sink Sink) *Engine {
+	t.Helper()
+	e, err := New(Config{Workers: 4, Version: "test"}, sink, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func groups(addrs ...string) []*targetgroup.Group {
+	g := &targetgroup.Group{Source: "test"}
+	for _, a := range addrs {
+		g.Targets = append(g.Targets, model.LabelSet{model.AddressLabel: model.LabelValue(a)})
+	}
+	return []*targetgroup.Group{g}
+}
+
+// only returns the single target of job.
+func only(t *testing.T, e *Engine, job string) *target {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	j := e.jobs[job]
+	if j == nil || len(j.targets) != 1 {
+		t.Fatalf("job %q: want 1 target, have %v", job, j)
+	}
+	for _, tg := range j.targets {
+		return tg
+	}
+	return nil
+}
+
+// scrapeOnce runs one scrape of tg synchronously and returns what the sink got.
+func scrapeOnce(t *testing.T, e *Engine, s *recSink, tg *target) recScrape {
+	t.Helper()
+	tg.scrapeMu.Lock()
+	e.scrape(tg, time.Now())
+	tg.scrapeMu.Unlock()
+	select {
+	case r := <-s.ch:
+		return r
+	default:
+		t.Fatal("scrape wrote nothing to the sink")
+	}
+	return recScrape{}
+}
+
+const jobYAML = `
+scrape_configs:
+- job_name: %s
+  scrape_interval: 1s
+  scrape_timeout: 500ms
+%s
+`
+
+func setup(t *testing.T, body, extra string) (*Engine, *recSink, *exporter, *target) {
+	t.Helper()
+	x := newExporter(t, body)
+	s := newRecSink()
+	e := newTestEngine(t, s)
+	if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", extra))); err != nil {
+		t.Fatal(err)
+	}
+	e.SyncTargets("j", groups(x.addr()))
+	return e, s, x, only(t, e, "j")
+}
+
+func TestScrapeSamplesAndSyntheticSeries(t *testing.T) {
+	e, s, x, tg := setup(t, "# TYPE a counter\na_total{x=\"1\"} 10\nb 2.5\n", "")
+	r := scrapeOnce(t, e, s, tg)
+	inst := x.addr()
+	want := map[string]float64{
+		fmt.Sprintf(`{__name__="a_total", instance="%s", job="j", x="1"}`, inst):                        10,
+		fmt.Sprintf(`{__name__="b", instance="%s", job="j"}`, inst):                                     2.5,
+		fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, inst):                                    1,
+		fmt.Sprintf(`{__name__="scrape_samples_scraped", instance="%s", job="j"}`, inst):                2,
+		fmt.Sprintf(`{__name__="scrape_samples_post_metric_relabeling", instance="%s", job="j"}`, inst): 2,
+		fmt.Sprintf(`{__name__="scrape_series_added", instance="%s", job="j"}`, inst):                   2,
+	}
+	for series, v := range want {
+		if got := r.mustFind(t, series); got != v {
+			t.Errorf("%s = %v, want %v", series, got, v)
+		}
+	}
+	if d := r.mustFind(t, fmt.Sprintf(`{__name__="scrape_duration_seconds", instance="%s", job="j"}`, inst)); d <= 0 || d > 1 {
+		t.Errorf("scrape_duration_seconds = %v", d)
+	}
+	if r.key != "j/"+inst {
+		t.Errorf("key = %q", r.key)
+	}
+	// The second scrape of unchanged series adds none.
+	r = scrapeOnce(t, e, s, tg)
+	if v := r.mustFind(t, fmt.Sprintf(`{__name__="scrape_series_added", instance="%s", job="j"}`, inst)); v != 0 {
+		t.Errorf("scrape_series_added on second scrape = %v, want 0", v)
+	}
+	// Headers Prometheus sends.
+	x.mu.Lock()
+	h := x.headers
+	x.mu.Unlock()
+	if !strings.HasPrefix(h.Get("Accept"), "application/openmetrics-text;version=1.0.0") || h.Get("X-Prometheus-Scrape-Timeout-Seconds") != "0.5" {
+		t.Errorf("request headers: Accept=%q timeout=%q", h.Get("Accept"), h.Get("X-Prometheus-Scrape-Timeout-Seconds"))
+	}
+}
+
+func TestStalenessWhenSeriesDisappears(t *testing.T) {
+	e, s, x, tg := setup(t, "a 1\nb 2\n", "")
+	scrapeOnce(t, e, s, tg)
+	x.set(func(x *exporter) { x.body = "a 1\n" })
+	r := scrapeOnce(t, e, s, tg)
+	b := fmt.Sprintf(`{__name__="b", instance="%s", job="j"}`, x.addr())
+	if v := r.mustFind(t, b); !produce.IsStale(v) {
+		t.Fatalf("b = %v, want a staleness marker", v)
+	}
+	// Only once.
+	r = scrapeOnce(t, e, s, tg)
+	if _, ok := r.find(b); ok {
+		t.Fatalf("b marked stale twice")
+	}
+}
+
+func TestFailedScrapeIsDownWithStaleness(t *testing.T) {
+	cases := map[string]func(x *exporter){
+		"status 500":     func(x *exporter) { x.status = 500 },
+		"malformed body": func(x *exporter) { x.body = "a 1\nb{ 2\n" },
+		"invalid utf-8":  func(x *exporter) { x.body = "a{l=\"\xff\"} 1\n" },
+		"bad content":    func(x *exporter) { x.ctype = "application/json" },
+		"timeout":        func(x *exporter) { x.delay = 2 * time.Second },
+	}
+	for name, fault := range cases {
+		t.Run(name, func(t *testing.T) {
+			e, s, x, tg := setup(t, "a 1\n", "")
+			scrapeOnce(t, e, s, tg)
+			x.set(fault)
+			r := scrapeOnce(t, e, s, tg)
+			inst := x.addr()
+			if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, inst)); v != 0 {
+				t.Errorf("up = %v, want 0", v)
+			}
+			if v := r.mustFind(t, fmt.Sprintf(`{__name__="a", instance="%s", job="j"}`, inst)); !produce.IsStale(v) {
+				t.Errorf("a = %v, want stale", v)
+			}
+			if st := tg.status(); st.Health != HealthDown || st.LastError == "" {
+				t.Errorf("status = %+v", st)
+			}
+			// Recovery: the series comes back, no double staleness.
+			x.set(func(x *exporter) { x.status, x.body, x.ctype, x.delay = 200, "a 1\n", "text/plain; version=0.0.4", 0 })
+			r = scrapeOnce(t, e, s, tg)
+			if v := r.mustFind(t, fmt.Sprintf(`{__name__="a", instance="%s", job="j"}`, inst)); v != 1 {
+				t.Errorf("after recovery a = %v", v)
+			}
+		})
+	}
+}
+
+func TestHonorLabelsAndConflicts(t *testing.T) {
+	body := "m{job=\"other\",instance=\"i\",exported_job=\"x\"} 1\n"
+	e, s, x, tg := setup(t, body, "")
+	r := scrapeOnce(t, e, s, tg)
+	inst := x.addr()
+	r.mustFind(t, fmt.Sprintf(`{__name__="m", exported_exported_job="x", exported_instance="i", exported_job="other", instance="%s", job="j"}`, inst))
+
+	e, s, _, tg = setup(t, body, "  honor_labels: true")
+	r = scrapeOnce(t, e, s, tg)
+	r.mustFind(t, `{__name__="m", exported_job="x", instance="i", job="other"}`)
+}
+
+func TestMetricRelabelAndLimits(t *testing.T) {
+	body := "keep 1\ndrop_me 2\nkeep2{a=\"b\"} 3\n"
+	e, s, x, tg := setup(t, body, `  metric_relabel_configs:
+  - source_labels: [__name__]
+    regex: drop_.*
+    action: drop`)
+	r := scrapeOnce(t, e, s, tg)
+	inst := x.addr()
+	if _, ok := r.find(fmt.Sprintf(`{__name__="drop_me", instance="%s", job="j"}`, inst)); ok {
+		t.Error("drop_me was not dropped")
+	}
+	if v := r.mustFind(t, fmt.Sprintf(`{__name__="scrape_samples_post_metric_relabeling", instance="%s", job="j"}`, inst)); v != 2 {
+		t.Errorf("post relabel = %v, want 2", v)
+	}
+
+	for _, c := range []struct{ extra, want string }{
+		{"  sample_limit: 2", "sample limit exceeded"},
+		{"  label_limit: 2", "label_limit exceeded"},
+		{"  label_value_length_limit: 0\n  label_name_length_limit: 1", "label_name_length_limit exceeded"},
+		{"  body_size_limit: 10B", "body size limit exceeded"},
+	} {
+		e, s, x, tg := setup(t, body, c.extra)
+		r := scrapeOnce(t, e, s, tg)
+		if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, x.addr())); v != 0 {
+			t.Errorf("%s: up = %v", c.extra, v)
+		}
+		if st := tg.status(); !strings.Contains(st.LastError, c.want) {
+			t.Errorf("%s: error %q, want %q", c.extra, st.LastError, c.want)
+		}
+		if len(r.samples) != numReport {
+			t.Errorf("%s: a failed scrape wrote %d samples, want only the %d synthetic ones:\n%s", c.extra, len(r.samples), numReport, r)
+		}
+	}
+}
+
+func TestGzipAndBodyLimitAfterDecompression(t *testing.T) {
+	big := strings.Repeat("m{l=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"} 1\n", 1) + strings.Repeat("# padding comment to compress well\n", 2000)
+	e, s, x, tg := setup(t, big, "  body_size_limit: 4KB")
+	x.set(func(x *exporter) { x.gzip = true })
+	scrapeOnce(t, e, s, tg)
+	if st := tg.status(); !strings.Contains(st.LastError, "body size limit exceeded") {
+		t.Fatalf("gzip body over the limit after decompression: error %q", st.LastError)
+	}
+	e, s, x, tg = setup(t, "a 1\n", "")
+	x.set(func(x *exporter) { x.gzip = true })
+	r := scrapeOnce(t, e, s, tg)
+	if v := r.mustFind(t, fmt.Sprintf(`{__name__="a", instance="%s", job="j"}`, x.addr())); v != 1 {
+		t.Errorf("gzip a = %v", v)
+	}
+}
+
+func TestHonorTimestamps(t *testing.T) {
+	e, s, x, tg := setup(t, "a 1 1000\n", "")
+	r := scrapeOnce(t, e, s, tg)
+	series := fmt.Sprintf(`{__name__="a", instance="%s", job="j"}`, x.addr())
+	for _, smp := range r.samples {
+		if smp.series == series && smp.t != 1000 {
+			t.Errorf("honored timestamp = %d, want 1000", smp.t)
+		}
+	}
+	// Explicit timestamps: no staleness marker when the series goes away.
+	x.set(func(x *exporter) { x.body = "b 1\n" })
+	r = scrapeOnce(t, e, s, tg)
+	if _, ok := r.find(series); ok {
+		t.Error("series with an explicit timestamp got a staleness marker")
+	}
+
+	e, s, x, tg = setup(t, "a 1 1000\n", "  honor_timestamps: false")
+	r = scrapeOnce(t, e, s, tg)
+	for _, smp := range r.samples {
+		if smp.t == 1000 {
+			t.Errorf("honor_timestamps false kept the exporter's timestamp")
+		}
+	}
+}
+
+func TestTargetRemovalStaleVsOwnershipMove(t *testing.T) {
+	e, s, x, tg := setup(t, "a 1\n", "")
+	scrapeOnce(t, e, s, tg)
+	// Moving to another member: no markers.
+	e.SetOwner(ownerFunc(func(string) bool { return false }))
+	e.bg.Wait()
+	select {
+	case r := <-s.ch:
+		t.Fatalf("ownership move wrote staleness markers:\n%s", r)
+	default:
+	}
+
+	e, s, x, tg = setup(t, "a 1\n", "")
+	scrapeOnce(t, e, s, tg)
+	e.SyncTargets("j", nil) // gone from discovery
+	e.bg.Wait()
+	r := <-s.ch
+	for _, name := range []string{"a", "up", "scrape_duration_seconds"} {
+		if v := r.mustFind(t, fmt.Sprintf(`{__name__="%s", instance="%s", job="j"}`, name, x.addr())); !produce.IsStale(v) {
+			t.Errorf("%s = %v after removal, want stale", name, v)
+		}
+	}
+}
+
+type ownerFunc func(string) bool
+
+func (f ownerFunc) Owns(k string) bool { return f(k) }
+
+func TestReloadKeepsUnchangedJobs(t *testing.T) {
+	x := newExporter(t, "a 1\nb 1\n")
+	s := newRecSink()
+	e := newTestEngine(t, s)
+	two := fmt.Sprintf(jobYAML, "j", "") + `- job_name: k
+  scrape_interval: 1s
+  scrape_timeout: 500ms
+`
+	if err := e.ApplyConfig(mustConfig(t, two)); err != nil {
+		t.Fatal(err)
+	}
+	e.SyncTargets("j", groups(x.addr()))
+	e.SyncTargets("k", groups(x.addr()))
+	tj, tk := only(t, e, "j"), only(t, e, "k")
+	scrapeOnce(t, e, s, tk)
+
+	// Change job k only: metric relabeling now drops b.
+	changed := fmt.Sprintf(jobYAML, "j", "") + `- job_name: k
+  scrape_interval: 1s
+  scrape_timeout: 500ms
+  metric_relabel_configs:
+  - source_labels: [__name__]
+    regex: b
+    action: drop
+`
+	if err := e.ApplyConfig(mustConfig(t, changed)); err != nil {
+		t.Fatal(err)
+	}
+	if only(t, e, "j") != tj {
+		t.Error("unchanged job's target was restarted")
+	}
+	nk := only(t, e, "k")
+	if nk == tk {
+		t.Fatal("changed job's target was not restarted")
+	}
+	// The new target carries the cache over: b goes stale, a continues.
+	r := scrapeOnce(t, e, s, nk)
+	if v := r.mustFind(t, fmt.Sprintf(`{__name__="b", instance="%s", job="k"}`, x.addr())); !produce.IsStale(v) {
+		t.Errorf("b after relabel change = %v, want stale", v)
+	}
+	if v := r.mustFind(t, fmt.Sprintf(`{__name__="a", instance="%s", job="k"}`, x.addr())); v != 1 {
+		t.Errorf("a = %v", v)
+	}
+}
+
+func TestTargetLabelsAndURL(t *testing.T) {
+	c := mustConfig(t, `
+scrape_configs:
+- job_name: p
+  metrics_path: /probe
+  params:
+    module: [http_2xx]
+  relabel_configs:
+  - source_labels: [__address__]
+    target_label: __param_target
+  - source_labels: [__param_target]
+    target_label: instance
+  - target_label: __address__
+    replacement: 127.0.0.1:9115
+  - source_labels: [__meta_x]
+    target_label: from_meta
+  static_configs:
+  - targets: [example.org]
+    labels:
+      __meta_x: hello
+      __scrape_interval__: 30s
+`)
+	j := &job{cfg: c.ScrapeConfigs[0]}
+	ts, errs := targetsFromGroups(j, c.ScrapeConfigs[0].StaticConfigs)
+	if len(errs) != 0 || len(ts) != 1 {
+		t.Fatalf("targets %v errs %v", ts, errs)
+	}
+	tg := ts[0]
+	if want := "http://127.0.0.1:9115/probe?module=http_2xx&target=example.org"; tg.url != want {
+		t.Errorf("url = %q, want %q", tg.url, want)
+	}
+	if want := `{from_meta="hello", instance="example.org", job="p"}`; tg.labels.String() != want {
+		t.Errorf("labels = %s, want %s", tg.labels, want)
+	}
+	if tg.interval != 30*time.Second || tg.key != "p/example.org" {
+		t.Errorf("interval %v key %q", tg.interval, tg.key)
+	}
+	if tg.disc.Get("__meta_x") != "hello" {
+		t.Errorf("discovered labels lost meta labels: %s", tg.disc)
+	}
+}
+
+func TestPhaseIsStableAndAligned(t *testing.T) {
+	tg := &target{key: "job/host:9100", interval: 15 * time.Second}
+	tg.offset = phase(tg.key, tg.interval)
+	now := time.Unix(1700000000, 123456789)
+	d1 := tg.nextDue(now)
+	if d1.Before(now) || d1.Sub(now) >= tg.interval {
+		t.Fatalf("due %v not within one interval after %v", d1, now)
+	}
+	if got := time.Duration(d1.UnixNano() % int64(tg.interval)); got != tg.offset {
+		t.Fatalf("due not aligned: phase %v, want %v", got, tg.offset)
+	}
+	// Any member computing it later agrees on the instants.
+	d2 := tg.nextDue(now.Add(7 * time.Second))
+	if d := d2.Sub(d1); d%tg.interval != 0 {
+		t.Fatalf("two computations differ by %v, not a multiple of the interval", d)
+	}
+}
+
+// TestRunScrapesOnSchedule runs the whole engine: wheel, queue, workers.
+func TestRunScrapesOnSchedule(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	x := newExporter(t, "a 1\n")
+	s := newRecSink()
+	e := newTestEngine(t, s)
+	if err := e.ApplyConfig(mustConfig(t, `
+scrape_configs:
+- job_name: fast
+  scrape_interval: 100ms
+  scrape_timeout: 50ms
+`)); err != nil {
+		t.Fatal(err)
+	}
+	e.SyncTargets("fast", groups(x.addr()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	var ts []int64
+	for len(ts) < 3 {
+		select {
+		case r := <-s.ch:
+			ts = append(ts, r.t)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no scrapes")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Each scrape is stamped at its due instant (or, if the machine was
+	// late by more than the tolerance, when it actually started): on the
+	// target's phase within the 100ms interval.
+	tg := only(t, e, "fast")
+	for _, ms := range ts {
+		late := (time.Duration(ms)*time.Millisecond - tg.offset.Truncate(time.Millisecond)) % (100 * time.Millisecond)
+		if late < 0 {
+			late += 100 * time.Millisecond
+		}
+		if late > 30*time.Millisecond {
+			t.Errorf("scrape at %d is %v off the target's phase %v", ms, late, tg.offset)
+		}
+	}
+}

@@ -1,0 +1,316 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+
+	"github.com/shoal-scraper/shoal/parse"
+	"github.com/shoal-scraper/shoal/produce"
+)
+
+// timestampTolerance: a scrape that starts within this much of its due
+// instant is stamped with the due instant, as Prometheus's
+// ScrapeTimestampTolerance does. Perfectly regular timestamps compress far
+// better downstream (delta-of-delta is zero) and the error is below what a
+// 1 ms timestamp can tell anyway.
+const timestampTolerance = 2 * time.Millisecond
+
+var errSampleLimit = errors.New("sample limit exceeded")
+
+// scrape performs one scrape of t due at due and writes the result to the
+// sink. The caller holds t.scrapeMu.
+//
+// Steps: fetch → parse, where every line first costs a cache lookup by its
+// raw series bytes (a hit skips label parsing, relabeling and hashing) →
+// staleness markers for series seen last time and not now → synthetic
+// series → sink. A failure anywhere fails the whole scrape as in Prometheus:
+// none of its samples are written, every series of the previous scrape gets
+// a staleness marker, and up is 0.
+func (e *Engine) scrape(t *target, due time.Time) {
+	j := t.job
+	start := time.Now()
+	ts := start
+	if d := start.Sub(due); d >= 0 && d < timestampTolerance {
+		ts = due
+	}
+	tms := ts.UnixMilli()
+	if t.cache == nil {
+		t.cache = parse.NewCache[cached]()
+		t.lb = labels.NewBuilder(labels.EmptyLabels())
+	}
+	out := &t.out
+	out.Samples = out.Samples[:0]
+	out.Key, out.Job, out.Instance, out.T = t.key, j.cfg.JobName, t.instance, tms
+
+	t.cache.Begin()
+	var (
+		scraped, post, added int
+		err                  = j.forcedErr()
+	)
+	if err == nil {
+		var r response
+		err = j.client.fetch(t.url, t.timeout, start.Add(t.timeout), t.lastSize, &r)
+		if err == nil {
+			t.lastSize = len(r.Body)
+			j.m.bytes.Add(float64(len(r.Body)))
+			var f parse.Format
+			if f, err = parse.FormatFor(r.ContentType, string(j.cfg.FallbackScrapeProtocol)); err == nil {
+				scraped, post, added, err = e.appendSamples(t, r.Body, f, tms)
+			}
+		}
+		r.release()
+	}
+	stale := func(c cached) {
+		if c.s != nil && !c.noStale {
+			out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
+		}
+	}
+	if err != nil {
+		out.Samples = out.Samples[:0]
+		post, added = 0, 0
+		t.cache.Abort(stale)
+	} else {
+		t.cache.Stale(stale)
+	}
+	dur := time.Since(start)
+
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	e.appendReport(t, tms, [numReport]float64{up, dur.Seconds(), float64(scraped), float64(post), float64(added)})
+
+	if werr := e.sink.Write(out); werr != nil {
+		e.sinkError(werr, len(out.Samples))
+	}
+	if err != nil {
+		j.m.failed.Inc()
+	} else {
+		j.m.ok.Inc()
+		j.m.samples.Add(float64(post))
+	}
+	j.m.duration.Observe(dur.Seconds())
+
+	t.statusMu.Lock()
+	t.lastScrape, t.lastDuration, t.lastSamples = start, dur, post
+	t.nextScrape = due.Add(t.interval)
+	if err != nil {
+		t.health = HealthDown
+		if t.lastErr != err.Error() { // keep the old string: no allocation per failing scrape
+			t.lastErr = err.Error()
+		}
+	} else {
+		t.health, t.lastErr = HealthUp, ""
+	}
+	t.statusMu.Unlock()
+	clear(out.Samples) // do not pin series of a target that may go away
+}
+
+// appendSamples parses body and appends its samples to t.out.
+func (e *Engine) appendSamples(t *target, body []byte, f parse.Format, tms int64) (scraped, post, added int, err error) {
+	j := t.job
+	cfg := j.cfg
+	p := &t.parser
+	p.Reset(body, f)
+	limit := int(cfg.SampleLimit)
+	out := &t.out
+	for p.Next() {
+		scraped++
+		ser := p.Series()
+		pts, hasTS := p.Timestamp()
+		noStale := hasTS && !cfg.TrackTimestampsStaleness
+		c, dup, ok := t.cache.Get(ser)
+		switch {
+		case !ok || c.gen != t.gen || c.noStale != noStale:
+			// Slow path: a series new to this target (or a job config
+			// change since it was cached): parse and relabel its labels.
+			var nc cached
+			if nc, err = e.newSeries(t, p, noStale); err != nil {
+				return scraped, post, added, err
+			}
+			if ok && c.s != nil && (nc.s == nil || !labels.Equal(c.s.Labels, nc.s.Labels)) {
+				// The job's relabeling changed what this line becomes:
+				// the old series ends here.
+				out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
+			} else if ok && c.s != nil && nc.s != nil {
+				nc.s = c.s // same labels: keep the series (and its sink encoding)
+			}
+			t.cache.Put(ser, nc)
+			if nc.s != nil && (!ok || c.s == nil) {
+				added++
+			}
+			c = nc
+		case dup:
+			// The same series twice in one scrape: the first wins, as in
+			// Prometheus's appender (duplicate sample for timestamp).
+			j.m.duplicates.Inc()
+			continue
+		}
+		if c.s == nil {
+			continue // dropped by metric_relabel_configs
+		}
+		post++
+		if limit > 0 && post > limit {
+			return scraped, post, added, errSampleLimit
+		}
+		st := tms
+		if hasTS && cfg.HonorTimestamps {
+			st = pts
+		}
+		out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: st, V: p.Value()})
+	}
+	return scraped, post, added, p.Err()
+}
+
+// newSeries computes the final series of the parser's current sample:
+// target labels per honor_labels, metric_relabel_configs, external labels,
+// then the label limits. A nil series means the sample is dropped.
+func (e *Engine) newSeries(t *target, p *parse.Parser, noStale bool) (cached, error) {
+	j := t.job
+	cfg := j.cfg
+	c := cached{gen: t.gen, noStale: noStale}
+	lset, err := p.Labels()
+	if err != nil {
+		return c, err
+	}
+	lb := t.lb
+	lb.Reset(lset)
+	if cfg.HonorLabels {
+		t.labels.Range(func(l labels.Label) {
+			if !lset.Has(l.Name) {
+				lb.Set(l.Name, l.Value)
+			}
+		})
+	} else {
+		var conflicts []labels.Label
+		t.labels.Range(func(l labels.Label) {
+			if v := lset.Get(l.Name); v != "" {
+				conflicts = append(conflicts, labels.Label{Name: l.Name, Value: v})
+			}
+			lb.Set(l.Name, l.Value)
+		})
+		// Prometheus's resolveConflictingExposedLabels: shortest names first,
+		// prefixing exported_ until the name is free.
+		slices.SortStableFunc(conflicts, func(a, b labels.Label) int { return len(a.Name) - len(b.Name) })
+		for _, l := range conflicts {
+			name := l.Name
+			for {
+				name = model.ExportedLabelPrefix + name
+				if lb.Get(name) == "" {
+					lb.Set(name, l.Value)
+					break
+				}
+			}
+		}
+	}
+	if len(cfg.MetricRelabelConfigs) > 0 && !relabel.ProcessBuilder(lb, cfg.MetricRelabelConfigs...) {
+		return c, nil
+	}
+	e.addExternal(lb)
+	final := lb.Labels()
+	if final.IsEmpty() || final.Get(model.MetricNameLabel) == "" {
+		return c, nil
+	}
+	if !final.IsValid(model.UTF8Validation) {
+		return c, fmt.Errorf("invalid metric name or label names: %s", final.String())
+	}
+	if err := checkLabelLimits(final, cfg.LabelLimit, cfg.LabelNameLengthLimit, cfg.LabelValueLengthLimit); err != nil {
+		return c, err
+	}
+	c.s = &produce.Series{Labels: final, Hash: final.Hash()}
+	return c, nil
+}
+
+// addExternal adds the global external labels a series does not carry.
+func (e *Engine) addExternal(lb *labels.Builder) {
+	ext := e.external.Load()
+	if ext == nil {
+		return
+	}
+	ext.Range(func(l labels.Label) {
+		if lb.Get(l.Name) == "" {
+			lb.Set(l.Name, l.Value)
+		}
+	})
+}
+
+// checkLabelLimits applies label_limit, label_name_length_limit and
+// label_value_length_limit with Prometheus's messages.
+func checkLabelLimits(ls labels.Labels, limit, nameLimit, valueLimit uint) error {
+	if limit == 0 && nameLimit == 0 && valueLimit == 0 {
+		return nil
+	}
+	name := ls.Get(model.MetricNameLabel)
+	if n := ls.Len(); limit > 0 && uint(n) > limit {
+		return fmt.Errorf("label_limit exceeded (metric: %.50s, number of labels: %d, limit: %d)", name, n, limit)
+	}
+	var err error
+	ls.Range(func(l labels.Label) {
+		if err != nil {
+			return
+		}
+		if nameLimit > 0 && uint(len(l.Name)) > nameLimit {
+			err = fmt.Errorf("label_name_length_limit exceeded (metric: %.50s, label name: %.50s, length: %d, limit: %d)", name, l.Name, len(l.Name), nameLimit)
+		} else if valueLimit > 0 && uint(len(l.Value)) > valueLimit {
+			err = fmt.Errorf("label_value_length_limit exceeded (metric: %.50s, label name: %.50s, value: %.50q, length: %d, limit: %d)", name, l.Name, l.Value, len(l.Value), valueLimit)
+		}
+	})
+	return err
+}
+
+// appendReport appends the synthetic series. Their labels are the target
+// labels plus external labels, never relabeled, as in Prometheus.
+func (e *Engine) appendReport(t *target, tms int64, v [numReport]float64) {
+	for i := range numReport {
+		s := t.reportSeries(e, i)
+		t.out.Samples = append(t.out.Samples, produce.Sample{Series: s, T: tms, V: v[i]})
+	}
+}
+
+// reportSeries returns the i-th synthetic series of t, creating it once.
+func (t *target) reportSeries(e *Engine, i int) *produce.Series {
+	if s := t.report[i]; s != nil {
+		return s
+	}
+	lb := labels.NewBuilder(t.labels)
+	lb.Set(model.MetricNameLabel, reportNames[i])
+	e.addExternal(lb)
+	ls := lb.Labels()
+	s := &produce.Series{Labels: ls, Hash: ls.Hash()}
+	t.report[i] = s
+	return s
+}
+
+// endOfLife writes staleness markers for every live series of t, report
+// series included: the target left discovery (or its job was removed). The
+// caller holds t.scrapeMu.
+func (e *Engine) endOfLife(t *target, now time.Time) {
+	if t.cache == nil {
+		return // never scraped: nothing to mark
+	}
+	tms := now.UnixMilli()
+	out := &t.out
+	out.Samples = out.Samples[:0]
+	out.Key, out.Job, out.Instance, out.T = t.key, t.job.cfg.JobName, t.instance, tms
+	t.cache.Live(func(c cached) {
+		if c.s != nil && !c.noStale {
+			out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
+		}
+	})
+	for _, s := range t.report {
+		if s != nil {
+			out.Samples = append(out.Samples, produce.Sample{Series: s, T: tms, V: produce.StaleNaN})
+		}
+	}
+	if err := e.sink.Write(out); err != nil {
+		e.sinkError(err, len(out.Samples))
+	}
+	clear(out.Samples)
+	out.Samples = out.Samples[:0]
+}

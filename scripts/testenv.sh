@@ -1,0 +1,487 @@
+#!/usr/bin/env bash
+# testenv.sh — install, start and stop the real services shoal's integration
+# tests run against, all on 127.0.0.1 and on free ports.
+#
+#   scripts/testenv.sh up [SERVICE...]   install what is missing, start what is not running,
+#                                        write .testenv/env; idempotent
+#   scripts/testenv.sh down              stop every process this script started (by PID)
+#   scripts/testenv.sh run [SERVICE...] -- CMD...
+#                                        up, run CMD with the variables exported, down
+#                                        (always); exits with CMD's status. `make test` uses it.
+#   scripts/testenv.sh env               print `export VAR=value` lines: eval "$(scripts/testenv.sh env)"
+#   scripts/testenv.sh status            one line per started process
+#   scripts/testenv.sh list              the known services
+#
+# Layout (all under .testenv/, git-ignored):
+#   env              VAR=value lines for every running service (set -a; . .testenv/env)
+#   env.d/SERVICE    the same, one file per service; env is their concatenation
+#   pids/SERVICE/PROC.pid   "PID STARTTIME" of each process, so `down` never kills a recycled PID
+#   logs/PROC.log    stdout+stderr of each process
+#   data/SERVICE/    scratch space a service may use (data dirs, configs)
+#
+# Adding a service is one block below: a SERVICE_packages function (Debian packages it
+# needs, may print nothing), and a SERVICE_start function that picks ports with
+# free_port, starts processes with spawn, waits with wait_for, and records its variables
+# with set_env (set -e is off inside SERVICE_start, which runs in an `if`: end each step
+# with `|| return 1`); optionally SERVICE_check (is a running instance still healthy?)
+# so that a second `up` reuses it. Then add SERVICE to SERVICES.
+#
+# Environment: TESTENV_DIR (default REPO/.testenv), TESTENV_START_TIMEOUT (seconds a
+# service may take to answer, default 60).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TESTENV_DIR=${TESTENV_DIR:-$REPO/.testenv}
+START_TIMEOUT=${TESTENV_START_TIMEOUT:-60}
+PIDDIR=$TESTENV_DIR/pids
+LOGDIR=$TESTENV_DIR/logs
+ENVDIR=$TESTENV_DIR/env.d
+DATADIR=$TESTENV_DIR/data
+ENVFILE=$TESTENV_DIR/env
+
+# Every known service, in start order.
+SERVICES=(node_exporter)
+
+log() { printf 'testenv: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Services
+# ---------------------------------------------------------------------------
+
+# node_exporter: Debian's prometheus-node-exporter, a real exporter to scrape.
+# SHOAL_TEST_NODE_EXPORTER=127.0.0.1:PORT
+node_exporter_packages() { echo prometheus-node-exporter; }
+node_exporter_start() {
+	local port
+	free_port port
+	# Debian's build turns the systemd collector on, and it fails on every scrape where
+	# there is no systemd (CI, containers); everything else works there. The textfile
+	# directory is our own, empty one, so the output does not depend on the machine's
+	# /var/lib/prometheus/node-exporter.
+	spawn node_exporter /usr/bin/prometheus-node-exporter \
+		--web.listen-address="127.0.0.1:$port" \
+		--collector.textfile.directory="$DATADIR/node_exporter" \
+		--no-collector.systemd \
+		|| return 1
+	wait_for node_exporter http_ok "http://127.0.0.1:$port/metrics" || return 1
+	set_env SHOAL_TEST_NODE_EXPORTER "127.0.0.1:$port"
+}
+node_exporter_check() { http_ok "http://$(get_env SHOAL_TEST_NODE_EXPORTER)/metrics"; }
+
+# ---------------------------------------------------------------------------
+# Helpers for service blocks
+# ---------------------------------------------------------------------------
+
+# free_port VAR sets VAR to a TCP port that nothing on 127.0.0.1 is bound to and that
+# this run has not handed out before (not `$(free_port)`: the subshell would forget it).
+# It picks below the kernel's ephemeral range, so the client side of some connection (a
+# Go test's, say) cannot take it between now and the service's bind, and checks it by
+# binding to it.
+HANDED_OUT=" "
+free_port() {
+	local _fp_lo _fp_hi _fp_p _fp_tries=0
+	read -r _fp_lo _fp_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { _fp_lo=32768 _fp_hi=60999; }
+	# [10000, lo) when the ephemeral range leaves room for it, otherwise above it.
+	local _fp_base=10000 _fp_span=$((_fp_lo - 10000))
+	if ((_fp_span < 1000)); then _fp_base=$((_fp_hi + 1)) _fp_span=$((65535 - _fp_hi)); fi
+	while ((_fp_tries++ < 200)); do
+		_fp_p=$((_fp_base + (RANDOM * 32768 + RANDOM) % _fp_span))
+		[[ $HANDED_OUT == *" $_fp_p "* ]] && continue
+		if port_bindable "$_fp_p"; then
+			HANDED_OUT+="$_fp_p "
+			printf -v "$1" '%s' "$_fp_p"
+			return 0
+		fi
+	done
+	die "no free port found in [$_fp_base, $((_fp_base + _fp_span)))"
+}
+
+# port_bindable PORT: whether 127.0.0.1:PORT can be bound now. Linux refuses the bind
+# when anything holds the port on 127.0.0.1 or on the wildcard address, including a
+# connection in TIME_WAIT (no SO_REUSEADDR here), which is the conservative answer.
+PYTHON=$(command -v /usr/bin/python3 || command -v python3 || true)
+port_bindable() {
+	if [[ -n $PYTHON ]]; then
+		"$PYTHON" - "$1" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+EOF
+	else
+		# No python3: nothing may listen on or be connected from the port.
+		if ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; then return 1; fi
+	fi
+}
+
+# spawn PROC CMD...: start CMD in the background as process PROC of the current service,
+# with its output in logs/PROC.log and its PID in pids/SERVICE/PROC.pid. The child keeps no
+# descriptor of ours: none of the caller's pipes (make's, CI's) stay open because of it,
+# and it does not hold our lock.
+spawn() {
+	local proc=$1
+	shift
+	mkdir -p "$PIDDIR/$CUR_SVC" "$LOGDIR"
+	local logf=$LOGDIR/$proc.log
+	printf '=== %s start %s: %s\n' "$(date -u +%FT%TZ)" "$proc" "$*" >>"$logf"
+	(
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
+			if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+		done
+		exec "$@" </dev/null >>"$logf" 2>&1
+	) &
+	local pid=$!
+	# The start time (field 22 of /proc/PID/stat) tells this process from a later one
+	# that reuses its PID.
+	local st
+	st=$(proc_starttime "$pid") || st=0
+	echo "$pid $st" >"$PIDDIR/$CUR_SVC/$proc.pid"
+	LAST_PROC=$proc
+}
+
+# wait_for PROC CHECK...: run CHECK until it succeeds, up to TESTENV_START_TIMEOUT seconds;
+# fail at once if PROC's process has exited.
+wait_for() {
+	local proc=$1
+	shift
+	local deadline=$((SECONDS + START_TIMEOUT)) delay=0.05
+	while :; do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! pidfile_alive "$PIDDIR/$CUR_SVC/$proc.pid"; then
+			log "$proc exited before it answered"
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			log "$proc did not answer within ${START_TIMEOUT}s"
+			return 1
+		fi
+		sleep "$delay"
+		# Back off to at most half a second between polls.
+		case $delay in 0.05) delay=0.1 ;; 0.1) delay=0.2 ;; *) delay=0.5 ;; esac
+	done
+}
+
+# http_ok URL: a 2xx answer within two seconds.
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+
+# tcp_ok HOST PORT: something accepts a connection.
+tcp_ok() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# set_env VAR VALUE: record a variable for the current service.
+set_env() {
+	mkdir -p "$ENVDIR"
+	local f=$ENVDIR/$CUR_SVC
+	touch "$f"
+	grep -v "^$1=" "$f" >"$f.tmp" || true
+	printf '%s=%s\n' "$1" "$2" >>"$f.tmp"
+	mv "$f.tmp" "$f"
+}
+
+# get_env VAR: a variable recorded by the current service.
+get_env() {
+	local f=$ENVDIR/$CUR_SVC
+	[[ -f $f ]] || return 1
+	sed -n "s/^$1=//p" "$f" | tail -n1
+}
+
+# ---------------------------------------------------------------------------
+# Packages
+# ---------------------------------------------------------------------------
+
+APT_UPDATED=
+as_root() {
+	if [[ $(id -u) == 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo -n "$@"
+	else
+		die "need root to run: $*"
+	fi
+}
+
+pkg_installed() {
+	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+# ensure_packages PKG...: apt-get install the ones not installed; `apt-get update` only
+# when something is missing, and at most once per run.
+ensure_packages() {
+	local missing=() p
+	for p in "$@"; do
+		pkg_installed "$p" || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]} and no apt-get to install them"
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# Where no systemd runs (CI, containers), a package's postinst starts its daemon
+	# through its init.d script: a node_exporter on 0.0.0.0:9100, say. Tests start their
+	# own on loopback, so forbid that for the length of the install, the way Docker
+	# images do with this same file (most already ship it).
+	local policy=/usr/sbin/policy-rc.d made_policy=
+	if [[ ! -d /run/systemd/system && ! -e $policy ]]; then
+		as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' >$policy && chmod 755 $policy" && made_policy=1
+	fi
+	local rc=0
+	if [[ -z $APT_UPDATED ]]; then
+		as_root apt-get -o DPkg::Lock::Timeout=120 update -q || rc=$?
+		APT_UPDATED=1
+	fi
+	if ((rc == 0)); then
+		as_root apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends "${missing[@]}" </dev/null || rc=$?
+	fi
+	[[ -n $made_policy ]] && as_root rm -f "$policy"
+	((rc == 0)) || die "apt-get failed ($rc) installing ${missing[*]}"
+}
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+proc_starttime() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	# Fields after the ")" that closes the command name; starttime is field 22 overall.
+	local -a fields
+	read -ra fields <<<"${stat##*) }"
+	echo "${fields[19]}"
+}
+
+proc_state() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	echo "${stat%% *}"
+}
+
+# pidfile_alive FILE: the recorded process still runs (and is the one we started; a
+# zombie that nobody has reaped yet counts as gone).
+pidfile_alive() {
+	local pid st cur state
+	[[ -f $1 ]] || return 1
+	read -r pid st <"$1" || return 1
+	cur=$(proc_starttime "$pid") || return 1
+	[[ $st == 0 || $cur == "$st" ]] || return 1
+	state=$(proc_state "$pid") || return 1
+	[[ $state != Z && $state != X ]]
+}
+
+# stop_pidfile FILE: TERM the process, KILL it after 10 s, wait until it is gone.
+stop_pidfile() {
+	local f=$1 pid st name
+	name=$(basename "$f" .pid)
+	if pidfile_alive "$f"; then
+		read -r pid st <"$f"
+		log "stopping $name (pid $pid)"
+		kill -TERM "$pid" 2>/dev/null || true
+		local deadline=$((SECONDS + 10))
+		while pidfile_alive "$f" && ((SECONDS < deadline)); do sleep 0.1; done
+		if pidfile_alive "$f"; then
+			log "$name ignored SIGTERM; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			deadline=$((SECONDS + 5))
+			while pidfile_alive "$f" && ((SECONDS < deadline)); do sleep 0.1; done
+		fi
+		# Reap it if it is our own child (only when `up` fails half-way).
+		wait "$pid" 2>/dev/null || true
+		if pidfile_alive "$f"; then
+			log "warning: $name (pid $pid) is still running"
+			return 1
+		fi
+	fi
+	rm -f "$f"
+}
+
+stop_service() {
+	local svc=$1 f rc=0
+	shopt -s nullglob
+	for f in "$PIDDIR/$svc"/*.pid; do stop_pidfile "$f" || rc=1; done
+	shopt -u nullglob
+	rmdir "$PIDDIR/$svc" 2>/dev/null || true
+	rm -f "$ENVDIR/$svc"
+	return $rc
+}
+
+service_alive() {
+	local svc=$1 f any=
+	shopt -s nullglob
+	for f in "$PIDDIR/$svc"/*.pid; do
+		any=1
+		pidfile_alive "$f" || { shopt -u nullglob; return 1; }
+	done
+	shopt -u nullglob
+	[[ -n $any && -f $ENVDIR/$svc ]]
+}
+
+# print_log_tail PROC [N]: the last N lines PROC wrote since its latest start.
+print_log_tail() {
+	local proc=$1 n=${2:-40}
+	[[ -f $LOGDIR/$proc.log ]] || return 0
+	log "last lines (up to $n) of $LOGDIR/$proc.log:"
+	awk '/^=== .* start /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$LOGDIR/$proc.log" |
+		tail -n "$n" | sed 's/^/    /' >&2
+}
+
+write_envfile() {
+	mkdir -p "$ENVDIR"
+	local tmp=$ENVFILE.tmp svc
+	: >"$tmp"
+	for svc in "${SERVICES[@]}"; do
+		[[ -f $ENVDIR/$svc ]] && cat "$ENVDIR/$svc" >>"$tmp"
+	done
+	mv "$tmp" "$ENVFILE"
+}
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+is_service() {
+	local s
+	for s in "${SERVICES[@]}"; do [[ $s == "$1" ]] && return 0; done
+	return 1
+}
+
+lock() {
+	mkdir -p "$TESTENV_DIR"
+	exec 9>"$TESTENV_DIR/lock"
+	if command -v flock >/dev/null 2>&1; then
+		flock -w 120 9 || die "another testenv.sh holds $TESTENV_DIR/lock"
+	fi
+}
+
+cmd_up() {
+	local want=("$@") svc
+	((${#want[@]})) || want=("${SERVICES[@]}")
+	for svc in "${want[@]}"; do is_service "$svc" || die "unknown service $svc (have: ${SERVICES[*]})"; done
+	lock
+	mkdir -p "$PIDDIR" "$LOGDIR" "$ENVDIR" "$DATADIR"
+
+	# Tools this script itself uses, then each service's packages.
+	local pkgs=() p
+	command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+	[[ -n $PYTHON ]] || command -v ss >/dev/null 2>&1 || pkgs+=(iproute2)
+	for svc in "${want[@]}"; do
+		for p in $("${svc}_packages"); do pkgs+=("$p"); done
+	done
+	((${#pkgs[@]})) && ensure_packages "${pkgs[@]}"
+
+	for svc in "${want[@]}"; do
+		CUR_SVC=$svc
+		if service_alive "$svc"; then
+			if ! declare -F "${svc}_check" >/dev/null || "${svc}_check" >/dev/null 2>&1; then
+				log "$svc already running"
+				continue
+			fi
+			log "$svc is running but unhealthy; restarting"
+		fi
+		stop_service "$svc" || die "could not stop the old $svc"
+		mkdir -p "$DATADIR/$svc"
+		local attempt ok=
+		# A port can still be taken between free_port and the service's bind; retry.
+		for attempt in 1 2 3; do
+			LAST_PROC=$svc
+			local t0=$SECONDS
+			if "${svc}_start"; then
+				ok=1
+				log "$svc up in $((SECONDS - t0))s: $(tr '\n' ' ' <"$ENVDIR/$svc")"
+				break
+			fi
+			log "$svc failed to start (attempt $attempt)"
+			print_log_tail "$LAST_PROC"
+			stop_service "$svc" || true
+		done
+		[[ -n $ok ]] || {
+			write_envfile
+			die "$svc did not start; logs in $LOGDIR"
+		}
+	done
+	write_envfile
+	log "env written to $ENVFILE"
+}
+
+cmd_down() {
+	[[ -d $TESTENV_DIR ]] || return 0
+	lock
+	local rc=0 d svc
+	shopt -s nullglob
+	# Every pid directory, not only the services known today: a renamed or removed
+	# service's processes still get stopped.
+	for d in "$PIDDIR"/*/; do
+		svc=$(basename "$d")
+		stop_service "$svc" || rc=1
+	done
+	shopt -u nullglob
+	rm -f "$ENVFILE"
+	rm -rf "$DATADIR"
+	return $rc
+}
+
+# cmd_run [SERVICE...] -- CMD...: up, run CMD with the services' variables in its
+# environment, down (always, also on failure or a signal); exit with CMD's status.
+# Unlike `up` then `down` from two processes, the services stay children of this
+# process, so `down` also reaps them: where PID 1 does not reap orphans (some
+# containers' init), separate `up`/`down` calls leave <defunct> entries behind.
+cmd_run() {
+	local svcs=()
+	while (($#)) && [[ $1 != -- ]]; do svcs+=("$1"); shift; done
+	[[ ${1:-} == -- ]] && shift
+	(($#)) || die "usage: $0 run [SERVICE...] -- CMD..."
+	trap 'rc=$?; trap - EXIT; cmd_down || log "warning: down failed"; exit $rc' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	cmd_up "${svcs[@]}"
+	exec 9>&- # release the lock while CMD runs; down takes it again
+	set -a
+	# shellcheck disable=SC1090
+	. "$ENVFILE"
+	set +a
+	local rc=0
+	"$@" || rc=$?
+	exit $rc
+}
+
+cmd_env() {
+	[[ -f $ENVFILE ]] || return 0
+	local line
+	while IFS= read -r line; do
+		[[ -n $line ]] && printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
+	done <"$ENVFILE"
+}
+
+cmd_status() {
+	local f pid st
+	shopt -s nullglob
+	for f in "$PIDDIR"/*/*.pid; do
+		read -r pid st <"$f"
+		if pidfile_alive "$f"; then
+			echo "$(basename "$(dirname "$f")")/$(basename "$f" .pid) pid $pid running"
+		else
+			echo "$(basename "$(dirname "$f")")/$(basename "$f" .pid) pid $pid gone"
+		fi
+	done
+	shopt -u nullglob
+	[[ -f $ENVFILE ]] && cat "$ENVFILE"
+	return 0
+}
+
+case ${1:-} in
+up) shift; cmd_up "$@" ;;
+down) cmd_down ;;
+run) shift; cmd_run "$@" ;;
+env) cmd_env ;;
+status) cmd_status ;;
+list) printf '%s\n' "${SERVICES[@]}" ;;
+*)
+	echo "usage: $0 up [SERVICE...] | down | run [SERVICE...] -- CMD... | env | status | list" >&2
+	exit 2
+	;;
+esac
