@@ -212,6 +212,29 @@ func (c *ScrapeConfig) Equal(o *ScrapeConfig) bool {
 	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
+// MarshalYAML gives the canonical YAML form of a job, which [ParseJob]
+// reads back into an equal job (the job store may store jobs this way, and
+// Equal compares it). It works around yaml.v3 writing a string key "<<"
+// (a legal query parameter or label name) as a merge key.
+func (c ScrapeConfig) MarshalYAML() (any, error) {
+	type plain ScrapeConfig // without this method, to avoid recursion
+	var n yaml.Node
+	if err := n.Encode(plain(c)); err != nil {
+		return nil, err
+	}
+	var fix func(*yaml.Node)
+	fix = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!merge" {
+			n.Tag, n.Style = "!!str", yaml.DoubleQuotedStyle
+		}
+		for _, c := range n.Content {
+			fix(c)
+		}
+	}
+	fix(&n)
+	return &n, nil
+}
+
 // FileSDConfig is Prometheus's file_sd_configs entry.
 type FileSDConfig struct {
 	// Files are paths or patterns (only the last path element may hold '*';

@@ -216,6 +216,22 @@ func TestRoundTrip(t *testing.T) {
 	for _, j := range cfg.ScrapeConfigs {
 		roundTrip(t, j, cfg.Global)
 	}
+	// Keys yaml.v3 would otherwise write as merge keys.
+	for _, text := range []string{
+		doc("job_name: a", "params: {'<<': [x], '~': [y], 'null': [z], '': [e]}"),
+		doc("job_name: a", "static_configs: [{targets: ['a:1'], labels: {'<<': x}}]"),
+		doc("job_name: '<<'", "relabel_configs: [{target_label: x, replacement: '<<', regex: '<<'}]"),
+	} {
+		j, err := ParseJob([]byte(text), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.SetDefaults(GlobalConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, j, GlobalConfig{})
+	}
+
 	// Unresolved jobs too.
 	j, err := ParseJob([]byte(doc("job_name: a", "static_configs: [{targets: [a:1]}]")), "t")
 	if err != nil {

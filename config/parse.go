@@ -126,6 +126,10 @@ type parser struct {
 	valNode map[any]*yaml.Node
 	// targetLines[g][i] is the line of g.Targets[i].
 	targetLines map[*targetgroup.Group][]int
+	// broken holds list entries that had a decoding error; validating them
+	// would only add confusing follow-up errors (an unknown relabel action
+	// leaves the default "replace", which then lacks a target_label).
+	broken map[any]bool
 
 	// budget bounds the work alias expansion can cause ("billion laughs"):
 	// each alias the walk follows and each value it decodes costs its
@@ -141,6 +145,7 @@ func newParser(file string, size int) *parser {
 		keyLine:     map[any]int{},
 		valNode:     map[any]*yaml.Node{},
 		targetLines: map[*targetgroup.Group][]int{},
+		broken:      map[any]bool{},
 		budget:      2*size + 1<<20,
 		sizes:       map[*yaml.Node]int{},
 	}
@@ -249,6 +254,9 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
+		if v := []rune(n.Value); len(v) > 40 {
+			return fmt.Sprintf("%q…", string(v[:40]))
+		}
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "something else"
@@ -448,7 +456,11 @@ func (p *parser) walkList(n *yaml.Node, v reflect.Value, path string) {
 		}
 		e := newElem(elemType)
 		p.keyLine[e.Interface()] = item.Line
+		before := len(p.list)
 		p.walk(item, e.Elem(), ipath)
+		if len(p.list) > before {
+			p.broken[e.Interface()] = true
+		}
 		if sc, ok := e.Interface().(*ScrapeConfig); ok {
 			sc.Line = item.Line
 			sc.source = p.file

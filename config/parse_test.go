@@ -270,6 +270,8 @@ var errorCases = []struct {
 		5, []string{"relabel_configs[0].regex", "missing closing )"}},
 	{"unknown action", doc("scrape_configs:", "  - job_name: a", "    metric_relabel_configs:", "      - action: frobnicate"),
 		4, []string{"metric_relabel_configs[0].action", `unknown relabel action "frobnicate"`}},
+	{"unknown action and a bad rule", doc("scrape_configs:", "  - job_name: a", "    metric_relabel_configs:", "      - action: frobnicate", "      - action: replace"),
+		5, []string{"metric_relabel_configs[1]", "requires 'target_label'"}},
 	{"hashmod without modulus", doc("scrape_configs:", "  - job_name: a", "    metric_relabel_configs:", "      - action: hashmod", "        target_label: x"),
 		4, []string{"metric_relabel_configs[0]", "modulus"}},
 	{"labeldrop with source_labels", doc("scrape_configs:", "  - job_name: a", "    relabel_configs:", "      - action: labeldrop", "        source_labels: [a]", "        regex: x"),
@@ -329,6 +331,7 @@ var errorCases = []struct {
 
 	// Global.
 	{"external label name", doc("global:", "  external_labels:", "    ok: x", "    '': y"), 4, []string{"global.external_labels", `"" is not a valid label name`}},
+	{"duplicate external label", doc("global:", "  external_labels:", "    a: x", "    a: y"), 4, []string{"global.external_labels", `"a" already defined at line 3`}},
 	{"external labels not a mapping", doc("global:", "  external_labels: [a]"), 2, []string{"global.external_labels", "!!seq"}},
 
 	// The document itself.
@@ -350,6 +353,21 @@ func TestValidationErrors(t *testing.T) {
 			}
 			wantErr(t, err, tt.line, append([]string{"test.yml:"}, tt.want...)...)
 		})
+	}
+}
+
+// TestNoFollowUpErrors checks that a value that fails to decode is reported
+// once, without errors about the default left in its place.
+func TestNoFollowUpErrors(t *testing.T) {
+	for _, text := range []string{
+		doc("scrape_configs:", "  - job_name: a", "    relabel_configs:", "      - action: frobnicate"),
+		doc("scrape_configs:", "  - job_name: a", "    relabel_configs:", "      - regex: '('", "        action: keep"),
+		doc("scrape_configs:", "  - job_name: a", "    scrape_interval: soon"),
+	} {
+		_, err := Parse([]byte(text), "t.yml")
+		if es, ok := err.(Errors); !ok || len(es) != 1 {
+			t.Errorf("want exactly one error, got:\n%v", err)
+		}
 	}
 }
 
@@ -403,7 +421,7 @@ func TestAllErrorsCollected(t *testing.T) {
 	if !errors.As(err, &es) {
 		t.Fatalf("got %T %v, want Errors", err, err)
 	}
-	// One per problem planted in bad.yml (see the file).
+	// The line of every problem planted in bad.yml, in order.
 	wantLines := []int{3, 4, 7, 8, 11, 14, 15, 18, 19, 20, 21, 23, 26, 27, 28, 30, 31, 32, 32, 34, 34, 34, 35, 37, 37, 38, 39, 40}
 	var lines []int
 	for _, e := range es {
@@ -575,6 +593,37 @@ func TestFullConfig(t *testing.T) {
 
 	if ks := jobs["kube-state"]; ks.Authorization.CredentialsFile != "/var/run/secrets/token" || ks.Authorization.Type != "Bearer" {
 		t.Errorf("kube-state authorization %+v", ks.Authorization)
+	}
+}
+
+// TestExampleConfig checks the bundled example `make run` uses.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := Load("../examples/shoal.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.ScrapeConfigs) != 1 {
+		t.Fatalf("%d jobs, want 1", len(cfg.ScrapeConfigs))
+	}
+	j := cfg.ScrapeConfigs[0]
+	if j.JobName != "shoal" || j.Interval() != 5*time.Second || j.Timeout() != 5*time.Second || j.MetricsPath != "/metrics" ||
+		j.Scheme != "http" || len(j.StaticConfigs) != 1 || j.StaticConfigs[0].Targets[0][model.AddressLabel] != "127.0.0.1:9464" {
+		t.Errorf("example job %+v", j)
+	}
+
+	// The commented-out node_exporter job is valid once uncommented.
+	data, err := os.ReadFile("../examples/shoal.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented := strings.ReplaceAll(string(data), "  # - job_name: node", "  - job_name: node")
+	uncommented = strings.ReplaceAll(uncommented, "  #   ", "    ")
+	cfg, err = Parse([]byte(uncommented), "shoal.yml")
+	if err != nil {
+		t.Fatalf("uncommented example: %v\n%s", err, uncommented)
+	}
+	if len(cfg.ScrapeConfigs) != 2 || cfg.ScrapeConfigs[1].Interval() != 15*time.Second {
+		t.Errorf("uncommented example: %d jobs", len(cfg.ScrapeConfigs))
 	}
 }
 

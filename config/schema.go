@@ -112,7 +112,9 @@ type fieldInfo struct {
 
 // fieldsOf returns the yaml keys of struct type t. Fields tagged "-" or
 // unexported are not keys; untagged exported fields use the lower-cased
-// field name, as yaml does.
+// field name, as yaml does. It is not cached: the structs have a few dozen
+// fields and a config a few hundred mappings, and a cache would be package
+// state.
 func fieldsOf(t reflect.Type) *fieldInfo {
 	fi := &fieldInfo{byKey: map[string]int{}}
 	for i := range t.NumField() {

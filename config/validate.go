@@ -35,8 +35,10 @@ func errTimeout(job string) error {
 // SetDefaults only fills fields that are zero, so calling it a second time
 // with different globals changes nothing already filled: to re-resolve a job
 // under new globals, parse it again. [Load] and [Parse] call it for every
-// job; callers of [ParseJob] must call it before using the job. It returns
-// nil or an [Errors] whose one element points at the job's scrape_timeout.
+// job; callers of [ParseJob] must call it before using the job. g is taken
+// as valid (as Parse returns it, or built in Go). SetDefaults writes to c,
+// so it must not run concurrently with readers of c. It returns nil or an
+// [Errors] whose one element points at the job's scrape_timeout.
 func (c *ScrapeConfig) SetDefaults(g GlobalConfig) error {
 	def := DefaultGlobalConfig()
 	if g.ScrapeInterval == 0 {
@@ -120,22 +122,17 @@ func (p *parser) line(field any, orElse int) int {
 // checkGlobal validates the global section and fills its defaults.
 func (p *parser) checkGlobal(g *GlobalConfig) {
 	const path = "global"
-	if n := p.valNode[&g.ExternalLabels]; n != nil {
-		// Decoding already rejected non-mappings; check each pair on its line.
-		if n = p.deref(n); n != nil && n.Kind == yaml.MappingNode {
-			for _, kv := range p.pairs(n, joinPath(path, "external_labels")) {
-				if !model.UTF8Validation.IsValidLabelName(kv.k.Value) {
-					p.addf(kv.k.Line, joinPath(path, "external_labels"), "%q is not a valid label name", kv.k.Value)
-				}
-			}
+	// The labels were decoded whole; find each name's own line for messages.
+	lpath, fieldLine := joinPath(path, "external_labels"), p.line(&g.ExternalLabels, 0)
+	g.ExternalLabels.Range(func(l labels.Label) {
+		line := p.mapKeyLine(&g.ExternalLabels, l.Name, fieldLine)
+		if !model.UTF8Validation.IsValidLabelName(l.Name) {
+			p.addf(line, lpath, "%q is not a valid label name", l.Name)
 		}
-		_ = g.ExternalLabels.Validate(func(l labels.Label) error {
-			if !model.LabelValue(l.Value).IsValid() {
-				p.addf(p.line(&g.ExternalLabels, 0), joinPath(path, "external_labels"), "%q is not a valid label value", l.Value)
-			}
-			return nil
-		})
-	}
+		if !model.LabelValue(l.Value).IsValid() {
+			p.addf(line, lpath, "%q is not a valid label value", l.Value)
+		}
+	})
 	def := DefaultGlobalConfig()
 	if g.ScrapeInterval == 0 {
 		g.ScrapeInterval = def.ScrapeInterval
@@ -162,6 +159,24 @@ func (p *parser) itemLine(field any, i, orElse int) int {
 		return orElse
 	}
 	return n.Content[i].Line
+}
+
+// mapKeyLine returns the line of key in the mapping recorded for field, or
+// orElse. It does not expand merge keys.
+func (p *parser) mapKeyLine(field any, key string, orElse int) int {
+	n := p.valNode[field]
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return orElse
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return k.Line
+		}
+	}
+	return orElse
 }
 
 // protocolProblem says what is wrong with a scrape protocol name, or "".
@@ -271,6 +286,9 @@ func (p *parser) checkJob(c *ScrapeConfig) {
 // does by default.
 func (p *parser) checkRelabel(rcs []*relabel.Config, path string, jobLine int) {
 	for i, rc := range rcs {
+		if p.broken[rc] {
+			continue
+		}
 		if err := rc.Validate(model.UTF8Validation); err != nil {
 			p.add(p.line(rc, jobLine), fmt.Sprintf("%s[%d]", path, i), err)
 		}

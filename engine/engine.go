@@ -214,7 +214,15 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 	default:
 		e.m.skippedQueue.Inc()
 	}
-	return due + int64(t.interval)
+	// Re-arm on the target's grid. After a stall (GC, suspend, overload)
+	// skip the instants already missed instead of firing them back to back:
+	// a burst of catch-up scrapes would only be skipped as in_flight.
+	iv := int64(t.interval)
+	next := due + iv
+	if next <= now {
+		next += ((now-next)/iv + 1) * iv
+	}
+	return next
 }
 
 func (e *Engine) worker(ctx context.Context) {

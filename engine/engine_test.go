@@ -133,7 +133,7 @@ func (x *exporter) set(f func(x *exporter)) {
 	f(x)
 }
 
-func mustConfig(t *testing.T, yml string) *config.Config {
+func mustConfig(t testing.TB, yml string) *config.Config {
 	t.Helper()
 	c, err := config.Parse([]byte(yml), "test.yml")
 	if err != nil {
@@ -142,7 +142,7 @@ func mustConfig(t *testing.T, yml string) *config.Config {
 	return c
 }
 
-func newTestEngine(t *testing.T, sink Sink) *Engine {
+func newTestEngine(t testing.TB, sink Sink) *Engine {
 	t.Helper()
 	e, err := New(Config{Workers: 4, Version: "test"}, sink, prometheus.NewRegistry(), nil)
 	if err != nil {
@@ -160,7 +160,7 @@ func groups(addrs ...string) []*targetgroup.Group {
 }
 
 // only returns the single target of job.
-func only(t *testing.T, e *Engine, job string) *target {
+func only(t testing.TB, e *Engine, job string) *target {
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -301,7 +301,10 @@ func TestHonorLabelsAndConflicts(t *testing.T) {
 	e, s, x, tg := setup(t, body, "")
 	r := scrapeOnce(t, e, s, tg)
 	inst := x.addr()
-	r.mustFind(t, fmt.Sprintf(`{__name__="m", exported_exported_job="x", exported_instance="i", exported_job="other", instance="%s", job="j"}`, inst))
+	// Prometheus's rule: the conflicting scraped job="other" becomes
+	// exported_job, and since the exporter already has exported_job, it
+	// moves on to exported_exported_job.
+	r.mustFind(t, fmt.Sprintf(`{__name__="m", exported_exported_job="other", exported_instance="i", exported_job="x", instance="%s", job="j"}`, inst))
 
 	e, s, _, tg = setup(t, body, "  honor_labels: true")
 	r = scrapeOnce(t, e, s, tg)
@@ -519,7 +522,16 @@ func TestPhaseIsStableAndAligned(t *testing.T) {
 
 // TestRunScrapesOnSchedule runs the whole engine: wheel, queue, workers.
 func TestRunScrapesOnSchedule(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// Registered first, so it runs after the exporter's cleanup. fasthttp's
+	// idle-connection cleaners exit on their own after MaxIdleConnDuration.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, ignore,
+			goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*Client).mCleaner"),
+			goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*Client).mCleaner"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
+	})
 	x := newExporter(t, "a 1\n")
 	s := newRecSink()
 	e := newTestEngine(t, s)

@@ -74,7 +74,8 @@ func (e *Engine) scrape(t *target, due time.Time) {
 	if err != nil {
 		out.Samples = out.Samples[:0]
 		post, added = 0, 0
-		t.cache.Abort(stale)
+		t.cache.Abort()
+		t.cache.Stale(stale)
 	} else {
 		t.cache.Stale(stale)
 	}

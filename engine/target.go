@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 
-	"github.com/shoal-scraper/shoal/config"
 	"github.com/shoal-scraper/shoal/parse"
 	"github.com/shoal-scraper/shoal/produce"
 )

@@ -19,6 +19,10 @@ const (
 	// intervals cost one extra look at the entry per turn. The slot headers
 	// take 1.5 MiB.
 	defaultWheelSlots = 1 << 16
+	// maxFreeSlotCap bounds the arrays kept for reuse, in entries (64 KiB
+	// for an 8-byte item). A burst that piled a huge number of items into one
+	// slot should not pin that array for good.
+	maxFreeSlotCap = 4096
 )
 
 // wheelEntry is what a slot holds: the caller's compact handle and its due
@@ -50,12 +54,13 @@ type wheelEntry[T any] struct {
 //
 // # Invariants (between passes of advance, with mu held)
 //
-//   - cur is the next tick to process: every tick < cur has been processed,
-//     so every entry due at or before (cur-1)*tick has fired.
+//   - cur is the next tick to process. Every tick < cur has been processed,
+//     so every entry that was in the wheel when its tick came has fired.
 //   - An entry with t = ceil(due/tick) >= cur is in slot t&mask. An entry
 //     with t < cur (scheduled in the past) is in slot cur&mask, so it fires
 //     on the next tick.
 //   - Bit s of nonEmpty is set if and only if len(slots[s]) > 0.
+//   - Every array in free has length 0 and belongs to no slot.
 //   - n counts every scheduled item, including the ones in a batch that is
 //     being fired right now, until fire returns 0 for it.
 //
@@ -84,10 +89,22 @@ type wheelEntry[T any] struct {
 // mu is the serialization point between schedule and the wheel goroutine.
 // It is held only for list operations: draining one slot (step 2) or
 // re-inserting one batch (step 4). It is never held during fire, so schedule
-// waits for at most one slot's worth of appends. In steady state, a fired
-// entry that is rescheduled moves from its slot's slice to its new slot's
-// slice. Slices keep their capacity, so schedule and fire allocate nothing
-// once every slot has reached its high-water mark.
+// waits for at most one slot's worth of appends.
+//
+// # Memory
+//
+// A fired entry that is rescheduled moves from its slot's slice to the slice
+// of its new slot, and slices are only ever truncated, never shrunk. A slot
+// that empties gives its backing array to a free list. The next empty slot
+// that gets an entry takes that array. In steady state, schedule and fire
+// therefore allocate nothing. The first design pinned each array to its
+// slot. That ratchets memory up to slots × peak occupancy: with a 10s
+// interval and a 65s turn, only a sixth of the slots are in use at a time,
+// yet each held its peak. BenchmarkWheel measured 318 bytes of slot arrays
+// per target (100k targets, 65536 slots) against 16 bytes of entry. With the
+// free list, the arrays move along with the band of due times, and the
+// benchmark measures about 22 bytes per target. Arrays over maxFreeSlotCap
+// entries are not kept.
 //
 // # Lateness
 //
@@ -145,8 +162,11 @@ type wheel[T any] struct {
 	mu       sync.Mutex
 	slots    [][]wheelEntry[T]
 	nonEmpty []uint64 // bit s set iff len(slots[s]) > 0
-	n        int      // scheduled items, including the batch being fired
-	cur      int64    // next tick to process
+	// free holds the empty backing arrays of slots that were emptied, for
+	// the next slot that gets an entry. Each has length 0.
+	free [][]wheelEntry[T]
+	n    int   // scheduled items, including the batch being fired
+	cur  int64 // next tick to process
 	// wakeAt is the tick run sleeps until. It is math.MaxInt64 when run waits
 	// with an empty wheel (or has not started), and math.MinInt64 while
 	// advance is working, since any slot it adds to is then looked at before
@@ -158,8 +178,8 @@ type wheel[T any] struct {
 // newWheel returns an empty wheel with the given resolution and number of
 // slots. One turn of the wheel spans tick*slots. tick <= 0 means 1ms.
 // slots <= 0 means 1<<16. Any other slots value must be a power of two, and
-// newWheel panics if it is not. The wheel starts at the current time: items
-// due before it fire on the first tick after run starts.
+// newWheel panics if it is not. The wheel starts at the current time, so
+// items due before that fire in run's first pass.
 func newWheel[T any](tick time.Duration, slots int) *wheel[T] {
 	if tick <= 0 {
 		tick = defaultWheelTick
@@ -328,7 +348,13 @@ func (w *wheel[T]) insertLocked(e wheelEntry[T]) int64 {
 		t = max(t, (e.due-1)/w.tick+1)
 	}
 	s := t & w.mask
-	w.slots[s] = append(w.slots[s], e)
+	es := w.slots[s]
+	if cap(es) == 0 && len(w.free) > 0 {
+		es = w.free[len(w.free)-1]
+		w.free[len(w.free)-1] = nil
+		w.free = w.free[:len(w.free)-1]
+	}
+	w.slots[s] = append(es, e)
 	w.nonEmpty[s>>6] |= 1 << (s & 63)
 	return t
 }
@@ -349,9 +375,14 @@ func (w *wheel[T]) drainLocked(k int64) {
 		}
 	}
 	clear(es[len(keep):]) // do not pin moved items from the spare capacity
-	w.slots[s] = keep
-	if len(keep) == 0 {
-		w.nonEmpty[s>>6] &^= 1 << (s & 63)
+	if len(keep) > 0 {
+		w.slots[s] = keep
+		return
+	}
+	w.nonEmpty[s>>6] &^= 1 << (s & 63)
+	w.slots[s] = nil
+	if cap(keep) <= maxFreeSlotCap {
+		w.free = append(w.free, keep)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // BenchmarkWheel measures how fast the wheel fires and reschedules in steady
@@ -38,9 +39,9 @@ func BenchmarkWheel(b *testing.B) {
 				fires++
 				return due + interval
 			}
-			// Two intervals of warm-up let the slot slices grow to their
-			// high-water marks.
-			for range 2 * interval / tick {
+			// Warm-up: two intervals and two turns, so that the slot
+			// slices have grown to about their high-water marks.
+			for range max(2*interval/tick, 2*int64(bc.slots)) {
 				now += tick
 				w.advance(now, fire)
 			}
@@ -53,6 +54,21 @@ func BenchmarkWheel(b *testing.B) {
 			b.ReportMetric(float64(fires)/float64(b.N), "fires/op")
 			b.ReportMetric(float64(fires)/b.Elapsed().Seconds(), "fires/s")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(fires), "ns/fire")
+			b.ReportMetric(float64(w.slotBytes())/float64(bc.targets), "slotB/target")
 		})
 	}
+}
+
+// slotBytes is the memory held by the slot slices' backing arrays.
+func (w *wheel[T]) slotBytes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var entries int
+	for _, es := range w.slots {
+		entries += cap(es)
+	}
+	for _, es := range w.free {
+		entries += cap(es)
+	}
+	return entries * int(unsafe.Sizeof(wheelEntry[T]{}))
 }

@@ -68,6 +68,11 @@ func checkWheelInvariants[T any](t *testing.T, w *wheel[T]) {
 			}
 		}
 	}
+	for i, es := range w.free {
+		if len(es) != 0 {
+			t.Fatalf("free array %d has %d entries", i, len(es))
+		}
+	}
 	if len(w.batch) != 0 {
 		t.Fatalf("batch holds %d entries between passes", len(w.batch))
 	}

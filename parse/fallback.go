@@ -188,7 +188,7 @@ func (p *Parser) nextTextparse() bool {
 			s, ts, v := fb.tp.Series()
 			p.series = s
 			p.val = v
-			p.hasTS = ts != nil
+			p.ts, p.hasTS = 0, ts != nil
 			if ts != nil {
 				p.ts = *ts
 			}

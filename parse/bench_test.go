@@ -1,0 +1,104 @@
+package parse
+
+import (
+	"io"
+	"os"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+)
+
+// BenchmarkParse compares, per fixture and format, textparse alone
+// (path=textparse: Next and Series over the body, the reference), this
+// package's Parser (path=fast: Next, Series, Value, Timestamp) and the
+// engine's steady state (path=cachehit: the Parser plus a Cache.Get hit for
+// every sample).
+//
+// Run with:
+//
+//	go test ./parse -run '^$' -bench 'BenchmarkParse' -benchmem -count=6 -cpu=1 | tee bench.txt
+//	benchstat -col /path bench.txt
+func BenchmarkParse(b *testing.B) {
+	for _, bc := range []struct {
+		format  Format
+		fixture string
+		file    string
+	}{
+		{FormatText, "node", "testdata/node_exporter.prom"},
+		{FormatOpenMetrics, "node", "testdata/node_exporter.om.txt"},
+		{FormatOpenMetrics, "python", "testdata/python_client.om.txt"},
+	} {
+		body, err := os.ReadFile(bc.file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var p Parser
+		samples := 0
+		c := NewCache[int]()
+		c.Begin()
+		for p.Reset(body, bc.format); p.Next(); samples++ {
+			c.Put(p.Series(), samples)
+		}
+		if p.Err() != nil {
+			b.Fatal(p.Err())
+		}
+		prefix := "format=" + bc.format.String() + "/fixture=" + bc.fixture + "/path="
+		perSample := func(b *testing.B) {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
+		}
+		b.Run(prefix+"textparse", func(b *testing.B) {
+			st := labels.NewSymbolTable()
+			doc := make([]byte, len(body), len(body)+1) // room for PromParser's '\n'
+			copy(doc, body)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				tp := newTextparse(doc, bc.format, st)
+				for {
+					e, err := tp.Next()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					if e == textparse.EntrySeries {
+						tp.Series()
+					}
+				}
+			}
+			perSample(b)
+		})
+		b.Run(prefix+"fast", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			var sink float64
+			for b.Loop() {
+				for p.Reset(body, bc.format); p.Next(); {
+					_ = p.Series()
+					ts, _ := p.Timestamp()
+					sink += p.Value() + float64(ts)
+				}
+			}
+			perSample(b)
+		})
+		b.Run(prefix+"cachehit", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			sum := 0
+			for b.Loop() {
+				c.Begin()
+				for p.Reset(body, bc.format); p.Next(); {
+					v, _, ok := c.Get(p.Series())
+					if !ok {
+						b.Fatal("cache miss")
+					}
+					ts, _ := p.Timestamp()
+					sum += v + int(ts)
+				}
+			}
+			perSample(b)
+		})
+	}
+}

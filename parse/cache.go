@@ -1,0 +1,136 @@
+package parse
+
+// Cache maps the raw series bytes of one target (Parser.Series) to a value
+// of the caller's, typically the series' labels or encoded form, so that a
+// series seen before skips Labels. It also remembers in which scrape each
+// entry was last seen, which gives Prometheus's staleness: a series present
+// in the previous scrape and absent from this one is stale.
+//
+// A scrape goes Begin, then Get (and Put on a miss) for every sample, then
+// Stale. A scrape that fails (a parse error, a timeout) goes Begin, then
+// Abort if it had called Get or Put, then Stale: every series of the
+// previous scrape is then stale, and, since the failed scrape saw nothing,
+// none of them is reported stale again after the next one.
+//
+// Entries not seen for more than 10 scrapes are evicted by Stale, so a
+// target whose series churn does not grow its cache without bound while a
+// series that comes and goes keeps its entry for a while (Prometheus's
+// scrape cache does the same).
+//
+// A Cache may be used with bodies of either Format (see Parser.Series).
+// Not safe for concurrent use: one target is scraped by one worker at a
+// time. The zero value is not usable; use NewCache.
+type Cache[V any] struct {
+	index   map[string]int32 // key → index in entries
+	entries []cacheEntry[V]
+	// iter numbers scrapes: Begin increments it. 0 means never seen.
+	iter uint32
+}
+
+type cacheEntry[V any] struct {
+	key  string // shared with the index's key
+	v    V
+	seen uint32 // last iteration in which the entry was seen
+	prev uint32 // the one before, restored by Abort
+}
+
+// evictAfter is how many scrapes an entry may go unseen before Stale
+// evicts it.
+const evictAfter = 10
+
+// NewCache returns an empty cache.
+func NewCache[V any]() *Cache[V] {
+	return &Cache[V]{index: make(map[string]int32), iter: 1}
+}
+
+// Begin starts a scrape. Call it before each scrape, including the first.
+func (c *Cache[V]) Begin() { c.iter++ }
+
+// Get looks series up and, if present, marks it seen in this scrape.
+// seenThisScrape reports whether it had already been seen in this scrape
+// (a duplicate series in one body). series is not retained; Get does not
+// allocate.
+func (c *Cache[V]) Get(series []byte) (v V, seenThisScrape bool, ok bool) {
+	i, ok := c.index[string(series)] // no allocation: the compiler avoids it for map index expressions.
+	if !ok {
+		return v, false, false
+	}
+	e := &c.entries[i]
+	if e.seen == c.iter {
+		return e.v, true, true
+	}
+	e.prev, e.seen = e.seen, c.iter
+	return e.v, false, true
+}
+
+// Put sets the value for series, marking it seen in this scrape. series is
+// copied if it is new (one allocation); an existing entry is updated in
+// place.
+func (c *Cache[V]) Put(series []byte, v V) {
+	if i, ok := c.index[string(series)]; ok {
+		e := &c.entries[i]
+		e.v = v
+		if e.seen != c.iter {
+			e.prev, e.seen = e.seen, c.iter
+		}
+		return
+	}
+	k := string(series)
+	c.index[k] = int32(len(c.entries))
+	c.entries = append(c.entries, cacheEntry[V]{key: k, v: v, seen: c.iter})
+}
+
+// Abort forgets that entries were seen in this scrape, for a scrape that
+// failed after calling Get or Put: their previous marks are restored, so
+// Stale reports every series of the previous scrape. Entries Put in this
+// scrape stay cached, as never seen. It walks the whole cache.
+func (c *Cache[V]) Abort() {
+	for i := range c.entries {
+		if e := &c.entries[i]; e.seen == c.iter {
+			e.seen, e.prev = e.prev, 0
+		}
+	}
+}
+
+// Stale calls fn with the value of every entry seen in the previous scrape
+// and not in this one, then evicts the entries not seen for more than
+// evictAfter scrapes. Call it once per scrape, after its Gets and Puts (or
+// after Begin, or Abort, for a failed scrape). fn must not call c's methods.
+func (c *Cache[V]) Stale(fn func(v V)) {
+	prev := c.iter - 1
+	for i := 0; i < len(c.entries); {
+		e := &c.entries[i]
+		if e.seen == prev {
+			fn(e.v)
+		}
+		if c.iter-e.seen <= evictAfter {
+			i++
+			continue
+		}
+		// Swap-delete: the last entry moves to i and is visited next.
+		delete(c.index, e.key)
+		last := len(c.entries) - 1
+		if i != last {
+			c.entries[i] = c.entries[last]
+			c.index[c.entries[i].key] = int32(i)
+		}
+		c.entries[last] = cacheEntry[V]{} // drop references for the GC
+		c.entries = c.entries[:last]
+	}
+}
+
+// Live calls fn with the value of every entry seen in the current scrape
+// (the one the last Begin started): after a successful scrape, the target's
+// live series, which need staleness markers when the target goes away.
+// After a failed scrape there are none: they were marked stale already.
+// fn must not call c's methods.
+func (c *Cache[V]) Live(fn func(v V)) {
+	for i := range c.entries {
+		if c.entries[i].seen == c.iter {
+			fn(c.entries[i].v)
+		}
+	}
+}
+
+// Len returns the number of entries.
+func (c *Cache[V]) Len() int { return len(c.entries) }
