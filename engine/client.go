@@ -175,8 +175,14 @@ func (c *httpClient) fetch(url string, timeout time.Duration, deadline time.Time
 		if c.follow && fasthttp.StatusCodeIsRedirect(code) && redirects < maxRedirects {
 			loc := resp.Header.Peek("Location")
 			if len(loc) > 0 {
-				// Resolve relative to the current URI, as net/http does.
+				// Resolve relative to the current URI, as net/http does,
+				// and, like net/http, do not send credentials to another
+				// host.
+				host := string(req.URI().Host())
 				req.URI().UpdateBytes(loc)
+				if string(req.URI().Host()) != host {
+					req.Header.Del("Authorization")
+				}
 				resp.Reset()
 				continue
 			}
@@ -196,21 +202,35 @@ func (c *httpClient) fetch(url string, timeout time.Duration, deadline time.Time
 	return c.gunzip(body, sizeHint, r)
 }
 
+// gunzipper is a pooled gzip reader with the bytes.Reader it reads from,
+// so a gzip scrape allocates neither.
+type gunzipper struct {
+	zr *gzip.Reader
+	br bytes.Reader
+}
+
 // gunzip decompresses body into a pooled buffer, enforcing the body limit on
 // the decompressed size while reading.
 func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
-	zr, _ := c.gzipReader.Get().(*gzip.Reader)
+	g, _ := c.gzipReader.Get().(*gunzipper)
+	if g == nil {
+		g = new(gunzipper)
+	}
+	defer func() {
+		g.br.Reset(nil)
+		c.gzipReader.Put(g)
+	}()
+	g.br.Reset(body)
 	var err error
-	br := bytes.NewReader(body)
-	if zr == nil {
-		if zr, err = gzip.NewReader(br); err != nil {
-			return fmt.Errorf("decompressing gzip body: %w", err)
-		}
-	} else if err = zr.Reset(br); err != nil {
-		c.gzipReader.Put(zr)
+	if g.zr == nil {
+		g.zr, err = gzip.NewReader(&g.br)
+	} else {
+		err = g.zr.Reset(&g.br)
+	}
+	if err != nil {
+		g.zr = nil
 		return fmt.Errorf("decompressing gzip body: %w", err)
 	}
-	defer c.gzipReader.Put(zr)
 
 	buf, _ := c.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
@@ -220,9 +240,9 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	if sizeHint > 0 {
 		buf.Grow(sizeHint + sizeHint/8)
 	}
-	var src io.Reader = zr
+	var src io.Reader = g.zr
 	if c.limit > 0 {
-		src = io.LimitReader(zr, c.limit+1)
+		src = &limitedReader{r: g.zr, n: c.limit + 1}
 	}
 	if _, err := buf.ReadFrom(src); err != nil {
 		return fmt.Errorf("decompressing gzip body: %w", err)
@@ -232,6 +252,25 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	}
 	r.Body = buf.Bytes()
 	return nil
+}
+
+// limitedReader is io.LimitedReader without the allocation of io.LimitReader
+// escaping through an interface.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // close releases idle connections.

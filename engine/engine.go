@@ -238,7 +238,9 @@ func (e *Engine) worker(ctx context.Context) {
 			continue
 		}
 		if !t.dead && !t.removed.Load() {
-			e.scrape(t, time.Unix(0, tk.due))
+			due := time.Unix(0, tk.due)
+			e.m.startLate.Observe(time.Since(due).Seconds())
+			e.scrape(t, due)
 		}
 		t.scrapeMu.Unlock()
 	}

@@ -378,7 +378,7 @@ func TestHonorTimestamps(t *testing.T) {
 		t.Error("series with an explicit timestamp got a staleness marker")
 	}
 
-	e, s, x, tg = setup(t, "a 1 1000\n", "  honor_timestamps: false")
+	e, s, _, tg = setup(t, "a 1 1000\n", "  honor_timestamps: false")
 	r = scrapeOnce(t, e, s, tg)
 	for _, smp := range r.samples {
 		if smp.t == 1000 {
@@ -388,7 +388,7 @@ func TestHonorTimestamps(t *testing.T) {
 }
 
 func TestTargetRemovalStaleVsOwnershipMove(t *testing.T) {
-	e, s, x, tg := setup(t, "a 1\n", "")
+	e, s, _, tg := setup(t, "a 1\n", "")
 	scrapeOnce(t, e, s, tg)
 	// Moving to another member: no markers.
 	e.SetOwner(ownerFunc(func(string) bool { return false }))
@@ -399,7 +399,7 @@ func TestTargetRemovalStaleVsOwnershipMove(t *testing.T) {
 	default:
 	}
 
-	e, s, x, tg = setup(t, "a 1\n", "")
+	e, s, x, tg := setup(t, "a 1\n", "")
 	scrapeOnce(t, e, s, tg)
 	e.SyncTargets("j", nil) // gone from discovery
 	e.bg.Wait()

@@ -13,6 +13,7 @@ type metrics struct {
 	bytes       *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
 	lateness    prometheus.Histogram
+	startLate   prometheus.Histogram
 	skipped     *prometheus.CounterVec
 	sinkErrors  prometheus.Counter
 	sinkDropped prometheus.Counter
@@ -57,6 +58,11 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 			Help:    "How late the timing wheel handed due targets to the worker queue.",
 			Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .05, .1, .5, 1, 5},
 		}),
+		startLate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "shoal_scrape_start_lateness_seconds",
+			Help:    "How long after its due instant a scrape started: wheel lateness plus time queued for a worker.",
+			Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .05, .1, .5, 1, 5},
+		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_scrapes_skipped_total",
 			Help: "Scheduled scrapes not run: queue_full (all workers busy and the queue full) or in_flight (the previous scrape of the target still running).",
@@ -72,7 +78,7 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.skippedQueue = m.skipped.WithLabelValues("queue_full")
 	m.skippedInFlight = m.skipped.WithLabelValues("in_flight")
-	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.skipped, m.sinkErrors, m.sinkDropped, &targetsCollector{e}} {
+	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, &targetsCollector{e}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

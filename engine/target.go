@@ -53,7 +53,6 @@ type target struct {
 	out      produce.Scrape
 	lastSize int // last body size, to size the next buffer
 	lb       *labels.Builder
-	sb       labels.ScratchBuilder
 
 	statusMu     sync.Mutex
 	health       Health

@@ -1,8 +1,6 @@
 package parse
 
 import (
-	"fmt"
-	"time"
 	"bytes"
 	"math"
 	"slices"
@@ -17,8 +15,11 @@ const maxFuzzInput = 64 << 10
 
 // Run each for about a minute after a change to the scanners:
 //
-//	go test ./parse -run '^$' -fuzz '^FuzzParseText$' -fuzztime=60s
-//	go test ./parse -run '^$' -fuzz '^FuzzParseOpenMetrics$' -fuzztime=60s
+//	go test ./parse -run '^$' -fuzz '^FuzzParseText$' -fuzztime=60s -fuzzminimizetime=5s
+//	go test ./parse -run '^$' -fuzz '^FuzzParseOpenMetrics$' -fuzztime=60s -fuzzminimizetime=5s
+//
+// (The default minimisation time of 60s per interesting input makes the
+// fuzzer look hung: "execs: N (0/sec)".)
 //
 // Findings land in testdata/fuzz/ and then run with every go test.
 
@@ -49,8 +50,6 @@ func fuzzParse(f *testing.F, format Format) {
 		if len(body) > maxFuzzInput {
 			t.Skip()
 		}
-		tm := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("HANG on %q", body)) })
-		defer tm.Stop()
 		checkAgainstTextparse(t, &p, body, format)
 	})
 }

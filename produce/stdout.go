@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -101,7 +102,7 @@ func AppendValue(b []byte, v float64) []byte {
 // the text format does. A metric name that is not a legacy-valid name is
 // written quoted inside the braces, as Prometheus 3 does.
 func AppendSeriesText(b []byte, ls labels.Labels) []byte {
-	name := ls.Get(labels.MetricName)
+	name := ls.Get(model.MetricNameLabel)
 	quoted := !legacyName(name)
 	if !quoted {
 		b = append(b, name...)
@@ -113,7 +114,7 @@ func AppendSeriesText(b []byte, ls labels.Labels) []byte {
 		first = false
 	}
 	ls.Range(func(l labels.Label) {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return
 		}
 		if !first {
