@@ -409,6 +409,9 @@ func (t *target) adopt(p *target) {
 	p.scrapeMu.Lock()
 	p.dead = true
 	t.cache, t.lb, t.lastSize = p.cache, p.lb, p.lastSize
+	// The synthetic series carry over too: if the target is later retired,
+	// its up and scrape_* series need their staleness markers.
+	t.report = p.report
 	p.cache = nil
 	p.scrapeMu.Unlock()
 	p.statusMu.Lock()
