@@ -28,7 +28,7 @@ LDFLAGS := -X main.version=$(VERSION)
 export PKGS GOTESTFLAGS FUZZTIME STATICCHECK GO
 
 .DEFAULT_GOAL := build
-.PHONY: help build run test test-short bench lint fuzz clean distclean testenv-up testenv-down
+.PHONY: help build run test test-short bench bench-load lint fuzz clean distclean testenv-up testenv-down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,8 +45,11 @@ test: ## the full suite: start real services, go vet, go test -race, stop the se
 test-short: ## the fast loop: go test -short, no services
 	$(GO) test -short $(GOTESTFLAGS) $(PKGS)
 
-bench: ## every benchmark once, briefly (BENCHTIME); use BENCHFLAGS='-count 10' for benchstat
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 -timeout 5m $(BENCHFLAGS) $(PKGS)
+bench: ## every micro-benchmark once, briefly (BENCHTIME); use BENCHFLAGS='-count 10' for benchstat
+	$(GO) test -short -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count=1 -timeout 5m $(BENCHFLAGS) $(PKGS)
+
+bench-load: ## the engine load benchmark: 1k and 10k loopback targets (bench/), about a minute
+	$(GO) test -run '^$$' -bench 'BenchmarkEngine' -benchtime=1x -count=1 -cpu=2 -timeout 10m $(BENCHFLAGS) ./bench/
 
 lint: ## gofmt, go vet, go mod tidy -diff, staticcheck
 	scripts/lint.sh

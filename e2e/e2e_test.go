@@ -247,12 +247,12 @@ scrape_configs:
 
 // grid is a target's schedule as docs/architecture.md defines it: due
 // instants are k·interval + offset since the Unix epoch, with offset =
-// xxhash(job + "/" + instance) mod interval. Every member (and every
+// (xxhash(job + "/" + instance) mod interval_ms) ms. Every member (and every
 // restart) therefore scrapes a target at the same instants.
 type grid struct{ iv, offset int64 } // ns
 
 func gridFor(job, instance string, interval time.Duration) grid {
-	return grid{iv: int64(interval), offset: int64(xxhash.Sum64String(job+"/"+instance) % uint64(interval))}
+	return grid{iv: int64(interval), offset: int64(xxhash.Sum64String(job+"/"+instance)%uint64(interval/time.Millisecond)) * int64(time.Millisecond)}
 }
 
 // slot returns the index k of the last due instant whose millisecond is at

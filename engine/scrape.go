@@ -15,8 +15,8 @@ import (
 )
 
 // timestampTolerance: a scrape that starts within this much of its due
-// instant is stamped with the due instant, as Prometheus's
-// ScrapeTimestampTolerance does. Perfectly regular timestamps compress far
+// instant (and within 1% of the interval) is stamped with the due instant,
+// as Prometheus's ScrapeTimestampTolerance does. Perfectly regular timestamps compress far
 // better downstream (delta-of-delta is zero) and the error is below what a
 // 1 ms timestamp can tell anyway.
 const timestampTolerance = 2 * time.Millisecond
@@ -36,7 +36,8 @@ func (e *Engine) scrape(t *target, due time.Time) {
 	j := t.job
 	start := time.Now()
 	ts := start
-	if d := start.Sub(due); d >= 0 && d < timestampTolerance {
+	// As Prometheus: the tolerance is at most 1% of the interval.
+	if d := start.Sub(due); d >= 0 && d <= min(timestampTolerance, t.interval/100) {
 		ts = due
 	}
 	tms := ts.UnixMilli()

@@ -253,8 +253,16 @@ func newTarget(j *job, lb *labels.Builder, tLabels, gLabels model.LabelSet) (*ta
 // key, so every member that owns the target scrapes it at the same instants
 // (DESIGN invariant 2). No per-member seed: a hand-over must not shift the
 // phase, and spreading comes from the key hash alone.
+//
+// The offset is a whole number of milliseconds: due instants then fall on
+// the wheel's 1 ms ticks, so the wheel fires them on time rather than up to
+// a tick late, and the sample timestamp (in ms) is the due instant exactly.
 func phase(key string, interval time.Duration) time.Duration {
-	return time.Duration(xxhash.Sum64String(key) % uint64(interval))
+	ms := uint64(interval / time.Millisecond)
+	if ms == 0 {
+		return 0
+	}
+	return time.Duration(xxhash.Sum64String(key)%ms) * time.Millisecond
 }
 
 // nextDue is the first instant at or after now that is aligned to the
