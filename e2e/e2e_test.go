@@ -20,16 +20,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// skipBug skips a test that fails because of a known product bug, unless
-// SHOAL_E2E_BUGS=1 (to check a fix: SHOAL_E2E_BUGS=1 go test -run X ./e2e/).
-// Remove the call once the bug is fixed.
-func skipBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("SHOAL_E2E_BUGS") != "1" {
-		t.Skip("BUG: " + bug)
-	}
-}
-
 // syntheticNames are the series shoal adds to every scrape, in Prometheus's
 // order.
 var syntheticNames = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
@@ -777,7 +767,6 @@ scrape_configs:
 // so a series that comes back is counted again (that is how the metric
 // shows churn).
 func TestSeriesAddedCountsReturningSeries(t *testing.T) {
-	skipBug(t, "parse.Cache keeps a vanished series for 10 scrapes, so scrape_series_added does not count it when it comes back (Prometheus does)")
 	t.Parallel()
 	ex := newExporter(t, reply{body: "e2e_keep 1\ne2e_flap 2\n"})
 	p := startShoal(t, fmt.Sprintf(`

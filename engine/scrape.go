@@ -127,7 +127,7 @@ func (e *Engine) appendSamples(t *target, body []byte, f parse.Format, tms int64
 		ser := p.Series()
 		pts, hasTS := p.Timestamp()
 		noStale := hasTS && !cfg.TrackTimestampsStaleness
-		c, dup, ok := t.cache.Get(ser)
+		c, seen, ok := t.cache.Get(ser)
 		switch {
 		case !ok || c.gen != t.gen || c.noStale != noStale:
 			// Slow path: a series new to this target (or a job config
@@ -144,11 +144,18 @@ func (e *Engine) appendSamples(t *target, body []byte, f parse.Format, tms int64
 				nc.s = c.s // same labels: keep the series (and its sink encoding)
 			}
 			t.cache.Put(ser, nc)
-			if nc.s != nil && (!ok || c.s == nil) {
+			if nc.s != nil && (!ok || c.s == nil || seen == parse.SeenEarlier) {
 				added++
 			}
 			c = nc
-		case dup:
+		case seen == parse.SeenEarlier:
+			// Back after missing the previous scrape: Prometheus counts it
+			// as added (its cache forgets series at once; ours keeps them
+			// a while to skip re-parsing).
+			if c.s != nil {
+				added++
+			}
+		case seen == parse.SeenThisScrape:
 			// The same series twice in one scrape: the first wins, as in
 			// Prometheus's appender (duplicate sample for timestamp).
 			j.m.duplicates.Inc()

@@ -11,14 +11,16 @@ import (
 
 // BenchmarkParse compares, per fixture and format, textparse alone
 // (path=textparse: Next and Series over the body, the reference), this
-// package's Parser (path=fast: Next, Series, Value, Timestamp) and the
-// engine's steady state (path=cachehit: the Parser plus a Cache.Get hit for
-// every sample).
+// package's Parser (path=fast: Next, Series, Value, Timestamp), the engine's
+// steady state (path=cachehit: the Parser plus a Cache.Get hit for every
+// sample) and its cold start (path=labels: the Parser plus Labels for every
+// sample, what a first scrape costs). ns/sample divides by the float
+// samples of the body.
 //
 // Run with:
 //
 //	go test ./parse -run '^$' -bench 'BenchmarkParse' -benchmem -count=6 -cpu=1 | tee bench.txt
-//	benchstat -col /path bench.txt
+//	benchstat -col /path -row /format,/fixture bench.txt
 func BenchmarkParse(b *testing.B) {
 	for _, bc := range []struct {
 		format  Format
@@ -79,6 +81,18 @@ func BenchmarkParse(b *testing.B) {
 					_ = p.Series()
 					ts, _ := p.Timestamp()
 					sink += p.Value() + float64(ts)
+				}
+			}
+			perSample(b)
+		})
+		b.Run(prefix+"labels", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				for p.Reset(body, bc.format); p.Next(); {
+					if _, err := p.Labels(); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			perSample(b)

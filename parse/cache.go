@@ -14,8 +14,9 @@ package parse
 //
 // Entries not seen for more than 10 scrapes are evicted by Stale, so a
 // target whose series churn does not grow its cache without bound while a
-// series that comes and goes keeps its entry for a while (Prometheus's
-// scrape cache does the same).
+// series that comes and goes keeps its entry for a while; Get reports such
+// a series as SeenEarlier, so the caller can still count it as added, as
+// Prometheus (whose scrape cache forgets it at once) does.
 //
 // A Cache may be used with bodies of either Format (see Parser.Series).
 // Not safe for concurrent use: one target is scraped by one worker at a
@@ -25,6 +26,11 @@ type Cache[V any] struct {
 	entries []cacheEntry[V]
 	// iter numbers scrapes: Begin increments it. 0 means never seen.
 	iter uint32
+	// next is the entry expected to be looked up next: the one after the
+	// last hit. Targets expose their series in the same order every scrape
+	// and entries are appended in first-seen order, so in steady state Get
+	// compares one key instead of hashing and probing.
+	next int32
 }
 
 type cacheEntry[V any] struct {
@@ -46,21 +52,42 @@ func NewCache[V any]() *Cache[V] {
 // Begin starts a scrape. Call it before each scrape, including the first.
 func (c *Cache[V]) Begin() { c.iter++ }
 
-// Get looks series up and, if present, marks it seen in this scrape.
-// seenThisScrape reports whether it had already been seen in this scrape
-// (a duplicate series in one body). series is not retained; Get does not
+// Seen says when a cached series was seen before the current Get.
+type Seen uint8
+
+const (
+	// SeenLastScrape: in the previous scrape, the steady state.
+	SeenLastScrape Seen = iota
+	// SeenEarlier: cached, but absent from the previous scrape: a series
+	// that came back (Prometheus counts it in scrape_series_added again).
+	SeenEarlier
+	// SeenThisScrape: already seen in this scrape, a duplicate series in
+	// one body.
+	SeenThisScrape
+)
+
+// Get looks series up and, if present, marks it seen in this scrape and
+// says when it was seen before. series is not retained; Get does not
 // allocate.
-func (c *Cache[V]) Get(series []byte) (v V, seenThisScrape bool, ok bool) {
-	i, ok := c.index[string(series)] // no allocation: the compiler avoids it for map index expressions.
-	if !ok {
-		return v, false, false
+func (c *Cache[V]) Get(series []byte) (v V, seen Seen, ok bool) {
+	i := c.next
+	if int(i) >= len(c.entries) || c.entries[i].key != string(series) {
+		// No allocation: the compiler avoids it for map index expressions.
+		if i, ok = c.index[string(series)]; !ok {
+			return v, 0, false
+		}
 	}
+	c.next = i + 1
 	e := &c.entries[i]
 	if e.seen == c.iter {
-		return e.v, true, true
+		return e.v, SeenThisScrape, true
+	}
+	seen = SeenLastScrape
+	if e.seen != c.iter-1 {
+		seen = SeenEarlier
 	}
 	e.prev, e.seen = e.seen, c.iter
-	return e.v, false, true
+	return e.v, seen, true
 }
 
 // Put sets the value for series, marking it seen in this scrape. series is

@@ -28,7 +28,12 @@ import (
 //     meanings that are not worth mirroring).
 //   - Labels of a fast-path sample: the sample's line in a line-mode
 //     document, parsed to the sample, checked against what the fast path
-//     found and asked for its labels.
+//     found and asked for its labels; or, when Labels is called for sample
+//     after sample (a first scrape), the "shadow": one parser over the rest
+//     of the body, moved forward to each sample.
+//
+// A textparse parser is built per document (textparse has no Reset); that
+// and textparse's Labels are the allocations of the slow path.
 
 // fallback holds the textparse state of a Parser.
 type fallback struct {
@@ -48,7 +53,34 @@ type fallback struct {
 	errLine  int // line where the entry after the last one returned starts
 
 	ldoc []byte // scratch document for Labels of fast-path samples
+
+	// Labels of fast-path samples asked for densely (a first scrape, where
+	// every sample misses the cache): one textparse parser over the rest of
+	// the body, moved forward to each sample's line, the "shadow", instead
+	// of a parser per line. It halves the cost of a cold scrape. Sparse
+	// misses in a large body stay one line at a time: moving the shadow
+	// over many lines would cost more.
+	shadowAfter int              // streak that starts the shadow (defaultShadowAfter; tests lower it)
+	streak      int              // consecutive Labels calls within shadowGap of the previous one
+	prevFrom    int              // body offset of the previous Labels call's line, -1 if none
+	sp          textparse.Parser // the shadow, or nil
+	sdoc        []byte           // sp's document: a TYPE line and a window of the body from sbase
+	sbase       int              // body offset of sdoc[sctx]
+	sctx        int              // length of the TYPE line
+	send        int              // sdoc offset of the end of the window
+	soff        int              // sdoc offset of sp's current series, -1 if none
 }
+
+const (
+	// defaultShadowAfter is how many consecutive near Labels calls start
+	// the shadow: a first scrape reaches it at once, a scrape with a few
+	// new series does not.
+	defaultShadowAfter = 16
+	// shadowGap is how far (bytes) the next Labels line may be from the
+	// previous one to count as near: moving the shadow over that much costs
+	// about what a one-line parser does.
+	shadowGap = 1 << 10
+)
 
 // newTextparse returns textparse's parser for f over doc, configured as
 // Prometheus's scrape loop configures it by default: no type and unit labels,
@@ -234,17 +266,33 @@ func (fb *fallback) entryDone(anchor []byte) {
 }
 
 // fastLabels returns textparse's labels for the current fast-path sample.
+// textparse must find the sample's series, value and timestamp; anything
+// else is a bug, reported rather than hidden.
 func (p *Parser) fastLabels() (labels.Labels, error) {
+	fb := &p.fb
+	if fb.prevFrom >= 0 && p.curFrom-fb.prevFrom <= shadowGap {
+		fb.streak++
+	} else {
+		fb.streak = 0
+		fb.sp = nil
+	}
+	fb.prevFrom = p.curFrom
+	if fb.streak >= fb.shadowAfter {
+		if l, ok := p.shadowLabels(); ok {
+			return l, nil
+		}
+		fb.streak = 0
+	}
 	line := p.body[p.curFrom:p.curTo]
-	doc := appendTypeLine(p.fb.ldoc[:0], p.format, p.mtype)
+	doc := appendTypeLine(fb.ldoc[:0], p.format, p.mtype)
 	doc = append(doc, line...)
 	doc = append(doc, '\n')
 	if p.format == FormatOpenMetrics {
 		doc = append(doc, "# EOF\n"...)
 	}
 	doc = withSpare(doc)
-	p.fb.ldoc = doc
-	tp := newTextparse(doc, p.format, p.fb.st)
+	fb.ldoc = doc
+	tp := newTextparse(doc, p.format, fb.st)
 	for {
 		e, err := tp.Next()
 		if err == io.EOF {
@@ -258,13 +306,109 @@ func (p *Parser) fastLabels() (labels.Labels, error) {
 			break
 		}
 	}
-	s, ts, v := tp.Series()
-	if !bytes.Equal(s, p.series) || math.Float64bits(v) != math.Float64bits(p.val) ||
-		(ts != nil) != p.hasTS || ts != nil && *ts != p.ts {
+	if !p.sameSample(tp) {
 		p.fail(p.curLine, fmt.Errorf("internal error: fast path and textparse disagree on %q", line))
 		return labels.EmptyLabels(), p.err
 	}
 	var l labels.Labels
 	tp.Labels(&l)
 	return l, nil
+}
+
+// sameSample reports whether tp's current sample is p's.
+func (p *Parser) sameSample(tp textparse.Parser) bool {
+	s, ts, v := tp.Series()
+	return bytes.Equal(s, p.series) && math.Float64bits(v) == math.Float64bits(p.val) &&
+		(ts != nil) == p.hasTS && (ts == nil || *ts == p.ts)
+}
+
+// shadowLabels returns the labels of the current fast-path sample from the
+// shadow parser, starting it at this line if needed, or starting another if
+// the line is past its window. ok is false if the shadow cannot give them
+// (it failed, or went past the line: both bugs of the fast path, which the
+// caller's one-line parse then reports); the shadow is then dropped.
+func (p *Parser) shadowLabels() (l labels.Labels, ok bool) {
+	fb := &p.fb
+	for range 2 {
+		if fb.sp == nil {
+			p.startShadow()
+		}
+		target := fb.sctx + p.curFrom - fb.sbase
+		for fb.soff < target {
+			e, err := fb.sp.Next()
+			if err != nil {
+				break
+			}
+			if e == textparse.EntrySeries {
+				s, _, _ := fb.sp.Series()
+				fb.soff = cap(fb.sdoc) - cap(s)
+			}
+		}
+		if fb.soff == target && p.sameSample(fb.sp) {
+			fb.sp.Labels(&l)
+			return l, true
+		}
+		fb.sp = nil
+		if target < fb.send {
+			return l, false
+		}
+		// The line is past the window: start the next one at it.
+	}
+	return l, false
+}
+
+// shadowWindow is how much of the body the shadow's document holds: a copy
+// of the rest of the body at each start would cost O(n²) for a body whose
+// misses come in bursts.
+const shadowWindow = 64 << 10
+
+// startShadow starts the shadow at the current fast-path sample's line, over
+// a window of the body that ends at a line end.
+func (p *Parser) startShadow() {
+	fb := &p.fb
+	b := p.body
+	end := min(len(b), max(p.curTo+1, p.curFrom+shadowWindow))
+	if end < len(b) {
+		// b[p.curTo] is the line's newline: the cut is after it.
+		end = p.curTo + bytes.LastIndexByte(b[p.curTo:end], '\n') + 1
+	}
+	doc := appendTypeLine(fb.sdoc[:0], p.format, p.mtype)
+	fb.sctx = len(doc)
+	doc = append(doc, b[p.curFrom:end]...)
+	fb.send = len(doc)
+	if p.format == FormatOpenMetrics && end < len(b) {
+		doc = append(doc, "# EOF\n"...)
+	}
+	fb.sdoc = withSpare(doc)
+	fb.sbase = p.curFrom
+	fb.soff = -1
+	fb.sp = newTextparse(fb.sdoc, p.format, fb.st)
+}
+
+// checkFastSample panics if textparse accepts the current fast-path
+// sample's line but finds another series, value or timestamp in it (with
+// -tags invariants only). A line textparse rejects is not an invariant
+// violation: the fast path leaves the inside of a series to Labels.
+func (p *Parser) checkFastSample() {
+	doc := appendTypeLine(nil, p.format, p.mtype)
+	doc = append(doc, p.body[p.curFrom:p.curTo]...)
+	doc = append(doc, '\n')
+	if p.format == FormatOpenMetrics {
+		doc = append(doc, "# EOF\n"...)
+	}
+	tp := newTextparse(doc, p.format, p.fb.st)
+	for {
+		e, err := tp.Next()
+		if err != nil {
+			return
+		}
+		if e == textparse.EntrySeries {
+			break
+		}
+	}
+	if !p.sameSample(tp) {
+		s, ts, v := tp.Series()
+		panic(fmt.Sprintf("parse: invariant violated on line %d %q: fast path found %q %v %v/%v, textparse %q %v %v",
+			p.curLine, p.body[p.curFrom:p.curTo], p.series, p.val, p.ts, p.hasTS, s, v, ts))
+	}
 }

@@ -24,24 +24,43 @@ var pow10 = [...]float64{
 // false on any error; the caller then hands the line to textparse, which
 // produces the error message.
 //
-// Plain decimals take Clinger's fast path: a mantissa below 2^53 is exact as a
-// float64, so are 10^0..10^22, and one IEEE multiplication or division of two
-// exact values is correctly rounded. strconv.ParseFloat also returns the
-// correctly rounded value, so the bits are identical; FuzzParseFloat checks it.
-// Everything else (NaN, Inf, long mantissas, large exponents, hex) goes
-// through strconv. A NaN result is returned as is: callers canonicalise.
+// Plain decimals take Clinger's fast path (scanDecimal): a mantissa up to
+// 2^53 is exact as a float64, so are 10^0..10^22, and one IEEE
+// multiplication or division of two exact values is correctly rounded.
+// strconv.ParseFloat also returns the correctly rounded value, so the bits
+// are identical; FuzzParseFloat checks it. Everything else (NaN, Inf, hex)
+// goes through textparse's function. A NaN result is returned as is:
+// callers canonicalise.
 func parseFloat(b []byte) (f float64, ok bool) {
+	if f, end, ok := scanDecimal(b, 0); ok && end == len(b) {
+		return f, true
+	}
+	return parseFloatSlow(b)
+}
+
+// scanDecimal parses the decimal number at b[i:] ([+-]?digits[.digits]
+// with an optional exponent) and returns it with the offset just after it.
+// ok is false if b[i:] does not start with such a number, or strconv rejects
+// it (out of range); the caller then finds the end of the token and calls
+// parseFloat, which also covers NaN, Inf and errors. A true ok says nothing
+// about the byte at end: the caller checks that the token ends there.
+//
+// Such a literal has none of "pP_", so strconv.ParseFloat is what
+// textparse's parseFloat would return for it; numbers that Clinger's fast
+// path cannot convert exactly (more than 2^53 in the mantissa, exponents
+// beyond ±22: Python's 17-digit reprs, for one) go to it directly.
+func scanDecimal(b []byte, i int) (f float64, end int, ok bool) {
 	n := len(b)
-	i := 0
+	start := i
 	neg := false
-	if n > 0 && (b[0] == '-' || b[0] == '+') {
-		neg = b[0] == '-'
+	if i < n && (b[i] == '-' || b[i] == '+') {
+		neg = b[i] == '-'
 		i++
 	}
 	var mant uint64
 	d0 := i
 	for i < n && b[i]-'0' <= 9 {
-		mant = mant*10 + uint64(b[i]-'0')
+		mant = mant*10 + uint64(b[i]-'0') // may overflow: nd says so
 		i++
 	}
 	nd := i - d0
@@ -56,9 +75,8 @@ func parseFloat(b []byte) (f float64, ok bool) {
 		frac = i - f0
 		nd += frac
 	}
-	// 19 digits cannot overflow uint64; more go to strconv.
-	if nd == 0 || nd > 19 {
-		return parseFloatSlow(b)
+	if nd == 0 {
+		return 0, i, false
 	}
 	exp := 0
 	if i < n && b[i]|0x20 == 'e' {
@@ -69,35 +87,34 @@ func parseFloat(b []byte) (f float64, ok bool) {
 			i++
 		}
 		e0 := i
-		for i < n && b[i]-'0' <= 9 && exp < 1000 {
-			exp = exp*10 + int(b[i]-'0')
+		for i < n && b[i]-'0' <= 9 {
+			if exp < 10000 {
+				exp = exp*10 + int(b[i]-'0')
+			}
 			i++
 		}
 		if i == e0 {
-			return parseFloatSlow(b)
+			return 0, i, false
 		}
 		if eneg {
 			exp = -exp
 		}
 	}
-	if i != n || mant > 1<<53 {
-		return parseFloatSlow(b)
-	}
 	e10 := exp - frac
+	if nd > 19 || mant > 1<<53 || e10 < -22 || e10 > 22 {
+		f, err := strconv.ParseFloat(yoloString(b[start:i]), 64)
+		return f, i, err == nil
+	}
 	f = float64(mant)
-	switch {
-	case e10 == 0:
-	case e10 > 0 && e10 <= 22:
+	if e10 > 0 {
 		f *= pow10[e10]
-	case e10 < 0 && e10 >= -22:
+	} else if e10 < 0 {
 		f /= pow10[-e10]
-	default:
-		return parseFloatSlow(b)
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return f, i, true
 }
 
 // parseFloatSlow is textparse's parseFloat verbatim.

@@ -10,7 +10,7 @@ import (
 )
 
 // maxFuzzInput caps fuzz inputs: the differential check runs textparse and
-// the Parser twice each over a body, so big inputs only slow the fuzzer.
+// the Parser several times over a body, so big inputs only slow the fuzzer.
 const maxFuzzInput = 64 << 10
 
 // Run each for about a minute after a change to the scanners:
@@ -25,8 +25,9 @@ const maxFuzzInput = 64 << 10
 
 // FuzzParseText checks Parser against textparse.PromParser over the whole
 // body: the same samples (labels, value bits, timestamp, line) when textparse
-// succeeds, an error when it fails; with Labels on every sample and with
-// Labels only on Cache misses.
+// succeeds, an error when it fails; with Labels on every sample (one line at
+// a time, and from the shadow parser), and with Labels only on misses of a
+// Cache pre-filled with every fixture's series, as the engine calls it.
 func FuzzParseText(f *testing.F) { fuzzParse(f, FormatText) }
 
 // FuzzParseOpenMetrics is FuzzParseText for textparse.OpenMetricsParser.
@@ -44,6 +45,13 @@ func fuzzParse(f *testing.F, format Format) {
 			}
 			f.Add(seed)
 		}
+	}
+	tricky := trickyText
+	if format == FormatOpenMetrics {
+		tricky = trickyOM
+	}
+	for _, body := range tricky {
+		f.Add([]byte(body))
 	}
 	var p Parser
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -146,7 +154,7 @@ func FuzzCache(f *testing.F) {
 			case 1, 2:
 				v, seen, ok := c.Get(key)
 				e := m.m[string(key)]
-				if ok != (e != nil) || ok && (v != e.v || seen != (e.seen == m.iter)) {
+				if ok != (e != nil) || ok && (v != e.v || seen != modelSeen(e.seen, m.iter)) {
 					t.Fatalf("op %d: Get(%q) = %v, %v, %v; model %+v iter %d", i, key, v, seen, ok, e, m.iter)
 				}
 				if e != nil && e.seen != m.iter {
@@ -204,4 +212,16 @@ func FuzzCache(f *testing.F) {
 			}
 		}
 	})
+}
+
+// modelSeen is what Cache.Get must say of an entry last seen in iteration
+// seen, during iteration iter.
+func modelSeen(seen, iter uint32) Seen {
+	switch seen {
+	case iter:
+		return SeenThisScrape
+	case iter - 1:
+		return SeenLastScrape
+	}
+	return SeenEarlier
 }

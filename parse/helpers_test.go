@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -71,14 +72,26 @@ func referenceSamples(body []byte, f Format) ([]sample, error) {
 type labelsMode int
 
 const (
-	labelsAlways  labelsMode = iota // for every sample
-	labelsOnMiss                    // on a Cache miss, as the engine does
+	labelsAlways labelsMode = iota // for every sample
+	labelsShadow                   // for every sample, from the shadow parser at once
+	labelsOnMiss                   // on a Cache miss, as the engine does
 )
 
-// parserSamples runs p over body and returns its samples and error.
+// parserSamples runs p over body and returns its samples and error. In
+// labelsOnMiss mode the cache starts with knownSeries: every series of every
+// fixture in both formats, so a body's lines often hit entries that came
+// from another body, or another format, as they do for a real target.
 func parserSamples(p *Parser, body []byte, f Format, mode labelsMode) ([]sample, error) {
 	p.Reset(body, f)
+	if mode == labelsShadow {
+		p.fb.shadowAfter = 0
+	}
 	c := NewCache[labels.Labels]()
+	if mode == labelsOnMiss {
+		for s, l := range knownSeries() {
+			c.Put([]byte(s), l)
+		}
+	}
 	c.Begin()
 	var out []sample
 	for p.Next() {
@@ -122,6 +135,12 @@ func checkAgainstTextparse(t testing.TB, p *Parser, body []byte, f Format) {
 		if !errors.As(gotErr, &se) || se.Line < 1 {
 			t.Fatalf("%v body %q: error %v is not a *SyntaxError with a line", f, body, gotErr)
 		}
+	}
+	compareSamples(t, f, body, got, want, false)
+
+	got, gotErr = parserSamples(p, body, f, labelsShadow)
+	if (gotErr != nil) != (wantErr != nil) {
+		t.Fatalf("%v body %q with the shadow:\nerror = %v\ntextparse error = %v", f, body, gotErr, wantErr)
 	}
 	compareSamples(t, f, body, got, want, false)
 
@@ -178,8 +197,26 @@ func parseOrNaN(s string) float64 {
 	return f
 }
 
+var knownSeries = sync.OnceValue(func() map[string]labels.Labels {
+	m := map[string]labels.Labels{}
+	var p Parser
+	for _, f := range []Format{FormatText, FormatOpenMetrics} {
+		for _, body := range fixtures(nil, f) {
+			for p.Reset(body, f); p.Next(); {
+				if l, err := p.Labels(); err == nil {
+					m[string(p.Series())] = l
+				}
+			}
+		}
+	}
+	return m
+})
+
 // fixtures returns the bodies in testdata/ of format f, by file name.
 func fixtures(t testing.TB, f Format) map[string][]byte {
+	if t == nil {
+		t = panicTB{}
+	}
 	t.Helper()
 	pattern := "testdata/*.prom"
 	if f == FormatOpenMetrics {
@@ -199,3 +236,10 @@ func fixtures(t testing.TB, f Format) map[string][]byte {
 	}
 	return out
 }
+
+// panicTB lets fixtures run outside a test.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                   {}
+func (panicTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+func (panicTB) Fatal(a ...any)            { panic(fmt.Sprint(a...)) }

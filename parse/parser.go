@@ -24,9 +24,10 @@ import (
 // returns it too.
 //
 // A Parser is reusable via Reset and keeps its scratch buffers between
-// bodies (up to the size of the largest body that needed textparse over its
-// tail), so keep one per worker. Not safe for concurrent use. The zero value
-// is a Parser over an empty text body.
+// bodies (up to 64 KiB for Labels, and the size of the largest body tail
+// that had to go to textparse), so keep one per worker rather than one per
+// target. Not safe for concurrent use. The zero value is a Parser over an
+// empty text body.
 //
 // Design. The loop in Next reads one line at a time with a hand-written
 // scanner (scan.go), which fully handles the line shapes exporters write: it
@@ -35,11 +36,17 @@ import (
 // not recognise is handed to textparse (fallback.go) in a small document of
 // its own; if textparse fails on that (an error, or an entry spanning lines),
 // the rest of the body is handed to textparse, which then produces the
-// error exactly as over the whole body. The only state textparse carries
-// from line to line is the type of the last TYPE line, which the Parser
-// tracks and replays. The simpler design, textparse over every body with a
-// cache in front, costs textparse's lexer on every line of every scrape:
-// ~330 ns per node_exporter sample against ~50 ns here (bench_test.go).
+// error exactly as over the whole body. The invariant that makes this work:
+// p.pos is always at a line start where textparse's lexer would be in its
+// initial state, and p.mtype is the type textparse would have in effect
+// there (its only state that crosses lines), so any line can be handed over
+// with one synthesized TYPE line in front.
+//
+// The simpler design, textparse over every body with a cache in front, pays
+// textparse's lexer on every line of every scrape: about 320 ns per
+// node_exporter sample against 60 ns here (BenchmarkParse). A scanner that
+// only looked for the series' end without checking the name was tried and
+// rejected: "a+1 2" is a valid text line (metric a, value +1, timestamp 2).
 type Parser struct {
 	body   []byte
 	pos    int // offset of the next unread line in body
@@ -48,6 +55,7 @@ type Parser struct {
 	mode   mode
 	err    error
 	mtype  model.MetricType // type of the last TYPE line, as textparse tracks it
+	name   []byte           // last metric name scanned byte by byte (scanName), in body
 
 	// The current sample.
 	series         []byte
@@ -81,9 +89,12 @@ func (p *Parser) Reset(body []byte, f Format) {
 	p.mode = modeFast
 	p.err = nil
 	p.mtype = ""
+	p.name = nil
 	p.series = nil
 	p.fromTP = false
 	p.fb.tp = nil
+	p.fb.sp = nil
+	p.fb.streak, p.fb.prevFrom, p.fb.shadowAfter = 0, -1, defaultShadowAfter
 	if p.fb.st == nil {
 		p.fb.st = labels.NewSymbolTable()
 	}
@@ -102,6 +113,15 @@ func (p *Parser) Reset(body []byte, f Format) {
 // It returns false at the end of the body or at the first error (see Err).
 // Slices returned for the previous sample become invalid.
 func (p *Parser) Next() bool {
+	if p.next() {
+		return true
+	}
+	p.series = nil // Labels must not return the last sample's labels
+	p.fromTP = false
+	return false
+}
+
+func (p *Parser) next() bool {
 	for {
 		switch p.mode {
 		case modeFast:
@@ -133,7 +153,6 @@ func (p *Parser) Next() bool {
 				return true
 			}
 		default:
-			p.series = nil
 			return false
 		}
 	}
@@ -170,11 +189,13 @@ func (p *Parser) Line() int { return p.curLine }
 
 // Labels returns the label set of the current sample, including __name__,
 // exactly as textparse's Labels gives it. It is the slow path, for series
-// not in the caller's cache: it may allocate, and for a sample the fast path
-// scanned it parses the sample's line with textparse. That also checks the
-// syntax inside the series, which the fast path leaves to textparse; on an
-// error Labels returns it as a *SyntaxError, the body is rejected and Next
-// returns false. The result does not share memory with the body.
+// not in the caller's cache: it allocates (about 3 times per call when
+// called for sample after sample, as on a first scrape, more for an odd
+// miss), and for a sample the fast path scanned it has textparse parse the
+// sample's line. That also checks the syntax inside the series, which the
+// fast path leaves to textparse; on an error Labels returns it as a
+// *SyntaxError, the body is rejected and Next returns false. The result
+// does not share memory with the body or p.
 func (p *Parser) Labels() (labels.Labels, error) {
 	switch {
 	case p.err != nil:

@@ -2,6 +2,8 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -32,11 +34,19 @@ const (
 // Byte classes of promlex.l and openmetricslex.l.
 var (
 	isNameStart  = byteClass(func(c byte) bool { return c == '_' || c == ':' || c|0x20 >= 'a' && c|0x20 <= 'z' }) // {M}
-	isNameChar   = byteClass(func(c byte) bool { return isNameStart[c] || c >= '0' && c <= '9' })              // {M}|{D}
-	isLabelStart = byteClass(func(c byte) bool { return c == '_' || c|0x20 >= 'a' && c|0x20 <= 'z' })           // {L}
-	isLabelChar  = byteClass(func(c byte) bool { return isLabelStart[c] || c >= '0' && c <= '9' })             // {L}|{D}
+	isNameChar   = byteClass(func(c byte) bool { return isNameStart[c] || c >= '0' && c <= '9' })                 // {M}|{D}
+	isLabelStart = byteClass(func(c byte) bool { return c == '_' || c|0x20 >= 'a' && c|0x20 <= 'z' })             // {L}
+	isLabelChar  = byteClass(func(c byte) bool { return isLabelStart[c] || c >= '0' && c <= '9' })                // {L}|{D}
 	// isQuoted: bytes that continue a quoted string without special meaning.
 	isQuoted = byteClass(func(c byte) bool { return c != '"' && c != '\\' && c != '\n' })
+	// isInLabels: bytes of a label set, outside quoted strings, that do not
+	// end it or start a string (text format); isInLabelsOM also stops at
+	// whitespace.
+	isInLabels   = byteClass(func(c byte) bool { return c != '"' && c != '}' && c != '\n' })
+	isInLabelsOM = byteClass(func(c byte) bool { return isInLabels[c] && c != ' ' && c != '\t' })
+	// isTextValueEnd: bytes that may follow a text-format value token
+	// without making the line odd ('{' would end the token but is an error).
+	isTextValueEnd = byteClass(func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' })
 	// isTextValue: bytes of a text-format value token ([^{ \t\n]).
 	isTextValue = byteClass(func(c byte) bool { return c != '{' && c != ' ' && c != '\t' && c != '\n' })
 	// isOMToken: bytes of an OpenMetrics value or timestamp token ([^ \n]).
@@ -84,21 +94,20 @@ func skipQuoted(b []byte, i int) int {
 // rest of the syntax inside the braces is textparse's to check (Labels).
 func skipLabelsText(b []byte, i int) int {
 	n := len(b)
-	for i < n {
-		switch b[i] {
-		case '"':
-			if i = skipQuoted(b, i+1); i < 0 {
-				return -1
-			}
-		case '}':
-			return i + 1
-		case '\n':
-			return -1
-		default:
+	for {
+		for i < n && isInLabels[b[i]] {
 			i++
 		}
+		if i >= n || b[i] == '\n' {
+			return -1
+		}
+		if b[i] == '}' {
+			return i + 1
+		}
+		if i = skipQuoted(b, i+1); i < 0 {
+			return -1
+		}
 	}
-	return -1
 }
 
 // skipLabelsOM is skipLabelsText with two OpenMetrics rules added: no
@@ -108,8 +117,16 @@ func skipLabelsText(b []byte, i int) int {
 // the target switches to OpenMetrics.
 func skipLabelsOM(b []byte, i int) int {
 	n := len(b)
-	for i < n {
+	for {
+		for i < n && isInLabelsOM[b[i]] {
+			i++
+		}
+		if i >= n {
+			return -1
+		}
 		switch b[i] {
+		case '}':
+			return i + 1
 		case '"':
 			if i = skipQuoted(b, i+1); i < 0 || i >= n {
 				return -1
@@ -117,43 +134,107 @@ func skipLabelsOM(b []byte, i int) int {
 			if c := b[i]; c != ',' && c != '}' && c != '=' {
 				return -1
 			}
-		case '}':
-			return i + 1
-		case ' ', '\t', '\n':
+		default: // whitespace or '\n'
 			return -1
-		default:
-			i++
 		}
 	}
-	return -1
 }
 
-// scanText scans one line of a text-format body at p.pos.
+// scanName returns the end of the metric name whose first byte, a
+// name-start byte, is at b[i]: the first byte that is not a name byte.
+//
+// Most names begin with the name of the metric family of the HELP and TYPE
+// lines before them (x, then x_bucket, x_sum, ...). p.name remembers the
+// last name scanned in full; when a name starts with it, those bytes are
+// known to be name bytes and are compared rather than classified, which
+// memequal does several times faster.
+func (p *Parser) scanName(b []byte, i int) int {
+	if m := p.name; len(m) > 0 && len(m) <= len(b)-i && string(b[i:i+len(m)]) == string(m) {
+		return skipNameBytes(b, i+len(m))
+	}
+	j := skipNameBytes(b, i+1)
+	p.name = b[i:j:j]
+	return j
+}
+
+// skipNameBytes returns the offset of the first byte at or after b[i] that
+// is not a name byte ({M}|{D}), eight bytes at a time.
+func skipNameBytes(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := notNameBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && isNameChar[b[i]] {
+		i++
+	}
+	return i
+}
+
+// notNameBytes returns w, eight bytes read little-endian, with the high bit
+// of each byte set if that byte is not a name byte [a-zA-Z0-9_:], and all
+// other bits clear. It uses the exact per-byte range test of "hasbetween"
+// from Bit Twiddling Hacks: for a byte x < 0x80, 127+n-x has its high bit set
+// iff x < n, and x+127-m iff x > m; no lane borrows or carries into the next
+// because x is masked to 7 bits and n <= 128.
+func notNameBytes(w uint64) uint64 {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+		low7 = 0x7f7f7f7f7f7f7f7f
+	)
+	x := w & low7
+	f := w | 0x2020202020202020 // A-Z to a-z; nothing else lands in a-z
+	xf := f & low7
+	letters := (ones*(127+'z'+1) - xf) & ^f & (xf + ones*(127-('a'-1)))
+	digitsColon := (ones*(127+':'+1) - x) & ^w & (x + ones*(127-('0'-1)))
+	underscore := (ones*(127+'_'+1) - x) & ^w & (x + ones*(127-('_'-1)))
+	return ^(letters | digitsColon | underscore) & high
+}
+
+// scanText scans the text-format body from p.pos up to and including the
+// next sample line, or to the first odd line.
 func (p *Parser) scanText() lineKind {
 	b := p.body
 	n := len(b)
 	start := p.pos
-	i := start
-	switch c := b[i]; {
-	case isNameStart[c]:
-		for i++; i < n && isNameChar[b[i]]; i++ {
+	for start < n {
+		switch c := b[start]; {
+		case isNameStart[c] || c == '{':
+			return p.scanTextSample(start)
+		case c == '\n':
+			start++
+			p.line++
+		case c == '#':
+			if !p.scanTextComment(start) {
+				p.pos = start
+				return lineOdd
+			}
+			start = p.pos
+		default:
+			p.pos = start
+			return lineOdd
 		}
-		if i < n && b[i] == '{' {
-			i = skipLabelsText(b, i+1)
-		}
-	case c == '{':
-		i = skipLabelsText(b, i+1)
-	case c == '\n':
-		p.pos++
-		p.line++
-		return lineOther
-	case c == '#':
-		return p.scanTextComment()
-	default:
-		return lineOdd
 	}
-	if i < 0 {
-		return lineOdd
+	p.pos = start
+	return lineOther
+}
+
+// scanTextSample scans the sample line at b[start]:
+//
+//	series [ \t]+ value [[ \t]+ timestamp] [ \t]* ("\n" | end of body)
+func (p *Parser) scanTextSample(start int) lineKind {
+	b := p.body
+	n := len(b)
+	p.pos = start
+	i := start
+	if b[i] != '{' {
+		i = p.scanName(b, i)
+	}
+	if i < n && b[i] == '{' {
+		if i = skipLabelsText(b, i+1); i < 0 {
+			return lineOdd
+		}
 	}
 	end := i
 	// [ \t]+ value. textparse also takes a value glued to '}', and a space
@@ -164,17 +245,20 @@ func (p *Parser) scanText() lineKind {
 	}
 	for i++; i < n && (b[i] == ' ' || b[i] == '\t'); i++ {
 	}
-	v0 := i
-	for i < n && isTextValue[b[i]] {
-		i++
+	v, j, ok := scanDecimal(b, i)
+	if !ok || j < n && !isTextValueEnd[b[j]] {
+		// Not a plain decimal (NaN, +Inf, or an error): the token is
+		// [^{ \t\n]+, parsed like textparse.
+		for j = i; j < n && isTextValue[b[j]]; j++ {
+		}
+		if j == i || j < n && b[j] == '{' {
+			return lineOdd
+		}
+		if v, ok = parseFloat(b[i:j]); !ok {
+			return lineOdd
+		}
 	}
-	if i == v0 || i < n && b[i] == '{' {
-		return lineOdd
-	}
-	v, ok := parseFloat(b[v0:i])
-	if !ok {
-		return lineOdd
-	}
+	i = j
 	// [ \t]* [{D}+ [ \t]*] \n
 	for i < n && (b[i] == ' ' || b[i] == '\t') {
 		i++
@@ -217,16 +301,23 @@ func (p *Parser) setSample(start, end, eol int, v float64, ts int64, hasTS bool)
 	p.fromTP = false
 	p.line++
 	p.pos = min(eol+1, len(p.body))
+	if invariants {
+		p.checkFastSample()
+	}
 }
 
-// scanTextComment scans a text-format line starting with '#'. Besides the
-// exact "# HELP name text" and "# TYPE name type" shapes, which it checks
-// like textparse, everything the lexer takes for a comment is skipped:
-// "#" followed by anything, and "#[ \t]+" not followed by HELP or TYPE and
-// [ \t]. Other HELP/TYPE spellings (tabs, extra spaces, quoted names) are odd.
-func (p *Parser) scanTextComment() lineKind {
+// scanTextComment scans the text-format line at b[i], which starts with '#',
+// and moves past it, or returns false if it is odd. Besides the exact
+// "# HELP name text" and "# TYPE name type" shapes, which it checks like
+// textparse (textMeta), everything the lexer takes for a comment is
+// skipped: "#" followed by anything, and "#[ \t]+" not followed by HELP or
+// TYPE and [ \t]. Other HELP/TYPE spellings (tabs, extra spaces, quoted
+// names) are odd.
+func (p *Parser) scanTextComment(i int) bool {
 	b := p.body
-	i := p.pos
+	if i+7 < len(b) && b[i+1] == ' ' && b[i+6] == ' ' && (string(b[i+2:i+6]) == "HELP" || string(b[i+2:i+6]) == "TYPE") {
+		return isNameStart[b[i+7]] && p.textMeta(i)
+	}
 	end, next := len(b), len(b)
 	if nl := bytes.IndexByte(b[i:], '\n'); nl >= 0 {
 		end, next = i+nl, i+nl+1
@@ -237,53 +328,65 @@ func (p *Parser) scanTextComment() lineKind {
 		for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
 			j++
 		}
-		if r := line[j:]; len(r) > 4 && (r[4] == ' ' || r[4] == '\t') &&
-			(string(r[:4]) == "HELP" || string(r[:4]) == "TYPE") && !p.textMeta(line) {
-			return lineOdd
+		if r := line[j:]; len(r) > 4 && (r[4] == ' ' || r[4] == '\t') && (string(r[:4]) == "HELP" || string(r[:4]) == "TYPE") {
+			return false
 		}
 	}
 	p.pos = next
 	p.line++
-	return lineOther
+	return true
 }
 
-// textMeta checks "# HELP name rest" or "# TYPE name rest" with single
-// spaces and a plain name, as textparse would, and records a TYPE. From
-// promlex.l, the text textparse takes is rest[1:] whatever rest[0] is (a
-// space, a tab or, since the name ends at the first non-name byte, any
-// other byte), and is empty if rest has at most one byte.
-func (p *Parser) textMeta(line []byte) bool {
-	if len(line) < 8 || line[1] != ' ' || line[6] != ' ' || !isNameStart[line[7]] {
+// textMeta checks the line "# HELP name rest" or "# TYPE name rest" at
+// b[i], with a plain name starting at b[i+7], as textparse would, records a
+// TYPE and moves past the line. From promlex.l, the text textparse takes is
+// rest[1:] whatever rest[0] is (a space, a tab or, since the name ends at
+// the first non-name byte, any other byte), and is empty if rest has at most
+// one byte.
+func (p *Parser) textMeta(i int) bool {
+	b := p.body
+	n := len(b)
+	if b[i+2] == 'H' {
+		end, next := n, n
+		if nl := bytes.IndexByte(b[i:], '\n'); nl >= 0 {
+			end, next = i+nl, i+nl+1
+		}
+		// rest[1:] is a suffix of b[i+8:end]: if that is ASCII, it is valid
+		// wherever the name ends, and the name need not be scanned.
+		if !isASCII(b[i+8 : end]) {
+			k := p.scanName(b[:end], i+7)
+			if end-k > 1 && !utf8.Valid(b[k+1:end]) {
+				return false
+			}
+		}
+		p.pos = next
+		p.line++
+		return true
+	}
+	k := p.scanName(b, i+7)
+	if k >= n || b[k] == '\n' {
 		return false
 	}
-	k := 8
-	for k < len(line) && isNameChar[line[k]] {
-		k++
+	for _, t := range textTypes {
+		if e := k + 1 + len(t.word); e <= n && string(b[k+1:e]) == t.word && (e == n || b[e] == '\n') {
+			p.mtype = t.typ
+			p.pos = min(e+1, n)
+			p.line++
+			return true
+		}
 	}
-	rest := line[k:]
-	if line[2] == 'H' {
-		return len(rest) < 2 || utf8.Valid(rest[1:])
-	}
-	if len(rest) < 2 {
-		return false
-	}
-	var t model.MetricType
-	switch string(rest[1:]) {
-	case "counter":
-		t = model.MetricTypeCounter
-	case "gauge":
-		t = model.MetricTypeGauge
-	case "histogram":
-		t = model.MetricTypeHistogram
-	case "summary":
-		t = model.MetricTypeSummary
-	case "untyped":
-		t = model.MetricTypeUnknown
-	default:
-		return false
-	}
-	p.mtype = t
-	return true
+	return false
+}
+
+var textTypes = [...]struct {
+	word string
+	typ  model.MetricType
+}{
+	{"counter", model.MetricTypeCounter},
+	{"gauge", model.MetricTypeGauge},
+	{"histogram", model.MetricTypeHistogram},
+	{"summary", model.MetricTypeSummary},
+	{"untyped", model.MetricTypeUnknown},
 }
 
 // scanOM scans one line of an OpenMetrics body at p.pos:
@@ -298,9 +401,7 @@ func (p *Parser) scanOM() lineKind {
 	i := start
 	switch c := b[i]; {
 	case isNameStart[c]:
-		for i++; i < n && isNameChar[b[i]]; i++ {
-		}
-		if i < n && b[i] == '{' {
+		if i = p.scanName(b, i); i < n && b[i] == '{' {
 			i = skipLabelsOM(b, i+1)
 		}
 	case c == '{':
@@ -315,12 +416,15 @@ func (p *Parser) scanOM() lineKind {
 	}
 	end := i
 	i++
-	v0 := i
-	for i < n && isOMToken[b[i]] {
-		i++
+	v, j, ok := scanDecimal(b, i)
+	if !ok || j < n && b[j] != ' ' && b[j] != '\n' {
+		for j = i; j < n && isOMToken[b[j]]; j++ {
+		}
+		if v, ok = parseFloat(b[i:j]); j == i || !ok {
+			return lineOdd
+		}
 	}
-	v, ok := parseFloat(b[v0:i])
-	if i == v0 || !ok || i >= n {
+	if i = j; i >= n {
 		return lineOdd
 	}
 	var ts int64
@@ -332,10 +436,7 @@ func (p *Parser) scanOM() lineKind {
 			for i < n && isOMToken[b[i]] {
 				i++
 			}
-			if i == t0 || b[t0] == '#' {
-				return lineOdd
-			}
-			if ts, ok = omTimestamp(b[t0:i]); !ok {
+			if ts, ok = omTimestamp(b[t0:i]); i == t0 || !ok { // "#x" and such fail too
 				return lineOdd
 			}
 			hasTS = true
@@ -423,13 +524,21 @@ func skipExemplar(b []byte, i int) int {
 	return i
 }
 
-func validUTF8(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return utf8.Valid(b)
-		}
+// validUTF8 is utf8.Valid with a faster path for ASCII, which is what
+// HELP texts and label values almost always are.
+func validUTF8(b []byte) bool { return isASCII(b) || utf8.Valid(b) }
+
+// isASCII reports whether b has no byte >= 0x80.
+func isASCII(b []byte) bool {
+	var or uint64
+	i := 0
+	for ; i+16 <= len(b); i += 16 {
+		or |= binary.LittleEndian.Uint64(b[i:]) | binary.LittleEndian.Uint64(b[i+8:])
 	}
-	return true
+	for ; i < len(b); i++ {
+		or |= uint64(b[i])
+	}
+	return or&0x8080808080808080 == 0
 }
 
 // scanOMComment scans an OpenMetrics line starting with '#': "# EOF", or
@@ -455,17 +564,14 @@ func (p *Parser) scanOMComment() lineKind {
 	if len(line) < 9 || line[1] != ' ' || line[6] != ' ' || !isNameStart[line[7]] {
 		return lineOdd
 	}
-	k := 8
-	for k < len(line) && isNameChar[line[k]] {
-		k++
-	}
+	k := p.scanName(line, 7)
 	if k >= len(line) || line[k] != ' ' {
 		return lineOdd
 	}
 	name, text := line[7:k], line[k+1:]
 	switch string(line[2:6]) {
 	case "HELP":
-		if !utf8.Valid(text) {
+		if !validUTF8(text) {
 			return lineOdd
 		}
 	case "TYPE":
