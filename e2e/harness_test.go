@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -704,18 +703,4 @@ func (p *proc) reloadAndWait(result string) {
 		n := p.reloads(result)
 		return n > before, fmt.Sprintf("shoal_config_reloads_total{result=%q} %v", result, n)
 	})
-}
-
-// seriesSet returns the sorted distinct series of samples.
-func seriesSet(samples []sample) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range samples {
-		if !seen[s.series] {
-			seen[s.series] = true
-			out = append(out, s.series)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

@@ -243,8 +243,10 @@ func TestTypeContext(t *testing.T) {
 func TestLabelsError(t *testing.T) {
 	var p Parser
 	p.Reset([]byte("m 1\n{a=\"b\"} 2\nm 3\n"), FormatText)
-	if !p.Next() || !p.Next() {
-		t.Fatal("want two samples before the error")
+	for range 2 { // two samples before the error
+		if !p.Next() {
+			t.Fatal("want two samples before the error")
+		}
 	}
 	if p.fromTP {
 		t.Fatal("the bad series should be on the fast path")
