@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
@@ -20,8 +21,19 @@ import (
 // from the job's discovery goroutine and may block briefly.
 type SyncFunc func(job string, groups []*targetgroup.Group)
 
+// Config tunes discovery. Zero fields take the defaults.
+type Config struct {
+	// FilePoll is how often file_sd files are checked for changes (by
+	// modification time, size and inode, which also catches atomic
+	// renames). Default 1s: a stat per file per second is negligible, and
+	// polling works where inotify does not (network filesystems,
+	// bind-mounted ConfigMaps).
+	FilePoll time.Duration
+}
+
 // Manager runs discovery for a set of jobs.
 type Manager struct {
+	cfg  Config
 	log  *slog.Logger
 	sync SyncFunc
 	m    *metrics
@@ -39,7 +51,10 @@ type running struct {
 }
 
 // New returns a Manager; metrics are registered with reg.
-func New(logger *slog.Logger, reg prometheus.Registerer, sync SyncFunc) (*Manager, error) {
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, sync SyncFunc) (*Manager, error) {
+	if cfg.FilePoll <= 0 {
+		cfg.FilePoll = time.Second
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -47,7 +62,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, sync SyncFunc) (*Manage
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{log: logger, sync: sync, m: m, jobs: map[string]*running{}}, nil
+	return &Manager{cfg: cfg, log: logger, sync: sync, m: m, jobs: map[string]*running{}}, nil
 }
 
 // Run blocks until ctx is done, then stops every job's discovery and waits
@@ -80,12 +95,8 @@ func (m *Manager) ApplyConfig(cfgs []*config.ScrapeConfig) {
 	next := make(map[string]*running, len(cfgs))
 	for _, sc := range cfgs {
 		if r := m.jobs[sc.JobName]; r != nil && sameSD(r.cfg, sc) {
-			r.cfg = sc
 			next[sc.JobName] = r
 			delete(m.jobs, sc.JobName)
-			// The engine rebuilt a changed job from its last groups; give it
-			// the current ones again in case the job changed in a way that
-			// needs them (it is cheap and keeps one code path).
 			continue
 		}
 		r := &running{cfg: sc}
@@ -130,7 +141,7 @@ func (m *Manager) runJob(ctx context.Context, name string, sc *config.ScrapeConf
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i, fc := range sc.FileSDConfigs {
-		fd := newFileDiscoverer(name, fc, m.log, m.m)
+		fd := newFileDiscoverer(name, fc, m.cfg.FilePoll, m.log, m.m)
 		wg.Go(func() { fd.run(ctx, i, updates) })
 	}
 	files := make([][]*targetgroup.Group, len(sc.FileSDConfigs))

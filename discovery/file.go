@@ -19,12 +19,6 @@ import (
 	"github.com/shoal-scraper/shoal/config"
 )
 
-// pollInterval is how often file_sd files are checked for changes (by
-// modification time, size and inode, which also catches atomic renames).
-// A stat per second per file is negligible, and it works where inotify does
-// not (network filesystems, bind-mounted ConfigMaps).
-const pollInterval = time.Second
-
 // fileDiscoverer reads one file_sd_configs entry: JSON or YAML files with a
 // list of {targets, labels}, each target getting __meta_filepath. A file that
 // cannot be read or parsed keeps its last good groups and is reported.
@@ -33,6 +27,7 @@ type fileDiscoverer struct {
 	cfg    *config.FileSDConfig
 	log    *slog.Logger
 	fails  prometheus.Counter
+	poll   time.Duration
 	stamps map[string]fileStamp
 	groups map[string][]*targetgroup.Group // last good groups per file
 }
@@ -43,9 +38,10 @@ type fileStamp struct {
 	ino  uint64
 }
 
-func newFileDiscoverer(job string, cfg *config.FileSDConfig, log *slog.Logger, m *metrics) *fileDiscoverer {
+func newFileDiscoverer(job string, cfg *config.FileSDConfig, poll time.Duration, log *slog.Logger, m *metrics) *fileDiscoverer {
 	return &fileDiscoverer{
 		job:    job,
+		poll:   poll,
 		cfg:    cfg,
 		log:    log.With("job", job, "mechanism", "file"),
 		fails:  m.failures.WithLabelValues(job, "file"),
@@ -59,7 +55,7 @@ func (d *fileDiscoverer) run(ctx context.Context, idx int, out chan<- fileUpdate
 	if refresh <= 0 {
 		refresh = 5 * time.Minute
 	}
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(d.poll)
 	defer tick.Stop()
 	lastFull := time.Now()
 	first := true

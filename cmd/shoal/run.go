@@ -110,7 +110,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
-	disc, err := discovery.New(logger, reg, eng.SyncTargets)
+	disc, err := discovery.New(discovery.Config{}, logger, reg, eng.SyncTargets)
 	if err != nil {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
