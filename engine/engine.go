@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/parse"
 	"github.com/shoal-scraper/shoal/produce"
 )
 
@@ -226,6 +227,7 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 }
 
 func (e *Engine) worker(ctx context.Context) {
+	var p parse.Parser
 	for tk := range e.work {
 		if ctx.Err() != nil {
 			continue // shutting down: drain without scraping
@@ -240,7 +242,7 @@ func (e *Engine) worker(ctx context.Context) {
 		if !t.dead && !t.removed.Load() {
 			due := time.Unix(0, tk.due)
 			e.m.startLate.Observe(time.Since(due).Seconds())
-			e.scrape(t, due)
+			e.scrape(t, due, &p)
 		}
 		t.scrapeMu.Unlock()
 	}

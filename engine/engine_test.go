@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/parse"
 	"github.com/shoal-scraper/shoal/produce"
 )
 
@@ -178,7 +179,7 @@ func only(t testing.TB, e *Engine, job string) *target {
 func scrapeOnce(t *testing.T, e *Engine, s *recSink, tg *target) recScrape {
 	t.Helper()
 	tg.scrapeMu.Lock()
-	e.scrape(tg, time.Now())
+	e.scrape(tg, time.Now(), &parse.Parser{})
 	tg.scrapeMu.Unlock()
 	select {
 	case r := <-s.ch:

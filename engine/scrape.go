@@ -24,7 +24,10 @@ const timestampTolerance = 2 * time.Millisecond
 var errSampleLimit = errors.New("sample limit exceeded")
 
 // scrape performs one scrape of t due at due and writes the result to the
-// sink. The caller holds t.scrapeMu.
+// sink. The caller holds t.scrapeMu. p is the calling worker's parser: a
+// parser holds buffers sized for the largest body it has seen, so one per
+// worker rather than one per target keeps memory proportional to the
+// worker count.
 //
 // Steps: fetch → parse, where every line first costs a cache lookup by its
 // raw series bytes (a hit skips label parsing, relabeling and hashing) →
@@ -32,7 +35,7 @@ var errSampleLimit = errors.New("sample limit exceeded")
 // series → sink. A failure anywhere fails the whole scrape as in Prometheus:
 // none of its samples are written, every series of the previous scrape gets
 // a staleness marker, and up is 0.
-func (e *Engine) scrape(t *target, due time.Time) {
+func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 	j := t.job
 	start := time.Now()
 	ts := start
@@ -62,7 +65,7 @@ func (e *Engine) scrape(t *target, due time.Time) {
 			j.m.bytes.Add(float64(len(r.Body)))
 			var f parse.Format
 			if f, err = parse.FormatFor(r.ContentType, string(j.cfg.FallbackScrapeProtocol)); err == nil {
-				scraped, post, added, err = e.appendSamples(t, r.Body, f, tms)
+				scraped, post, added, err = e.appendSamples(t, p, r.Body, f, tms)
 			}
 		}
 		r.release()
@@ -115,11 +118,11 @@ func (e *Engine) scrape(t *target, due time.Time) {
 }
 
 // appendSamples parses body and appends its samples to t.out.
-func (e *Engine) appendSamples(t *target, body []byte, f parse.Format, tms int64) (scraped, post, added int, err error) {
+func (e *Engine) appendSamples(t *target, p *parse.Parser, body []byte, f parse.Format, tms int64) (scraped, post, added int, err error) {
 	j := t.job
 	cfg := j.cfg
-	p := &t.parser
 	p.Reset(body, f)
+	defer p.Reset(nil, f) // drop references to the body
 	limit := int(cfg.SampleLimit)
 	out := &t.out
 	for p.Next() {

@@ -65,11 +65,12 @@ func BenchmarkScrape(b *testing.B) {
 			e, tg, d := scrapeTarget(b, body, enc == "gzip")
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
-			e.scrape(tg, time.Now()) // warm the cache
+			var p parse.Parser
+			e.scrape(tg, time.Now(), &p) // warm the cache
 			start := d.Samples()
 			n := 0
 			for b.Loop() {
-				e.scrape(tg, time.Now())
+				e.scrape(tg, time.Now(), &p)
 				n++
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(d.Samples()-start), "ns/sample")
@@ -85,11 +86,12 @@ func BenchmarkScrape(b *testing.B) {
 func BenchmarkAppend(b *testing.B) {
 	body := nodeFixture(b)
 	e, tg := appendTarget(b)
+	var p parse.Parser
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	samples := 0
 	for b.Loop() {
-		samples = appendOnce(b, e, tg, body)
+		samples = appendOnce(b, e, tg, &p, body)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples*b.N), "ns/sample")
 }
@@ -106,10 +108,10 @@ func appendTarget(tb testing.TB) (*Engine, *target) {
 	return e, tg
 }
 
-func appendOnce(tb testing.TB, e *Engine, tg *target, body []byte) int {
+func appendOnce(tb testing.TB, e *Engine, tg *target, p *parse.Parser, body []byte) int {
 	tg.out.Samples = tg.out.Samples[:0]
 	tg.cache.Begin()
-	_, post, _, err := e.appendSamples(tg, body, parse.FormatText, 1)
+	_, post, _, err := e.appendSamples(tg, p, body, parse.FormatText, 1)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -127,8 +129,9 @@ func appendOnce(tb testing.TB, e *Engine, tg *target, body []byte) int {
 func TestSteadyStateScrapeDoesNotAllocatePerSample(t *testing.T) {
 	body := nodeFixture(t)
 	e, tg := appendTarget(t)
-	appendOnce(t, e, tg, body) // first scrape fills the cache
-	allocs := testing.AllocsPerRun(20, func() { appendOnce(t, e, tg, body) })
+	var p parse.Parser
+	appendOnce(t, e, tg, &p, body) // first scrape fills the cache
+	allocs := testing.AllocsPerRun(20, func() { appendOnce(t, e, tg, &p, body) })
 	if allocs > 0 {
 		t.Fatalf("steady-state scrape of %d lines allocates %.1f times; want 0", strings.Count(string(body), "\n"), allocs)
 	}

@@ -49,7 +49,6 @@ type target struct {
 	cache    *parse.Cache[cached]
 	gen      uint32 // job generation the cache entries must match
 	report   [numReport]*produce.Series
-	parser   parse.Parser
 	out      produce.Scrape
 	lastSize int // last body size, to size the next buffer
 	lb       *labels.Builder
