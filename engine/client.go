@@ -29,11 +29,17 @@ const maxRedirects = 10
 // httpClient fetches targets of one job. It is safe for concurrent use; one
 // instance per job, because TLS and authentication are per job.
 type httpClient struct {
-	c          *fasthttp.Client
-	accept     string
-	userAgent  string
+	c         *fasthttp.Client
+	accept    string
+	userAgent string
+	sc        *config.ScrapeConfig
+	authFiles bool // credentials come from files: re-read them (authHeader)
+
+	authMu     sync.Mutex
 	auth       string // Authorization header value, or ""
-	limit      int64  // body_size_limit in bytes; 0 = none
+	authErr    error  // why the credentials files could not be read
+	authAt     time.Time
+	limit      int64 // body_size_limit in bytes; 0 = none
 	follow     bool
 	gzipReader sync.Pool // *gzip.Reader
 	bufs       sync.Pool // *bytes.Buffer holding gunzipped bodies
@@ -47,9 +53,17 @@ func newHTTPClient(sc *config.ScrapeConfig, version string) (*httpClient, error)
 			return nil, fmt.Errorf("job %q: tls_config: %w", sc.JobName, err)
 		}
 	}
-	auth, err := sc.AuthHeader()
-	if err != nil {
-		return nil, fmt.Errorf("job %q: %w", sc.JobName, err)
+	// Credentials in files are re-read while scraping (see authHeader);
+	// inline ones are fixed for the job's life.
+	fromFiles := sc.BearerTokenFile != "" ||
+		(sc.BasicAuth != nil && (sc.BasicAuth.UsernameFile != "" || sc.BasicAuth.PasswordFile != "")) ||
+		(sc.Authorization != nil && sc.Authorization.CredentialsFile != "")
+	var auth string
+	if !fromFiles {
+		var err error
+		if auth, err = sc.AuthHeader(); err != nil {
+			return nil, fmt.Errorf("job %q: %w", sc.JobName, err)
+		}
 	}
 	limit := int64(sc.BodySizeLimit)
 	c := &fasthttp.Client{
@@ -73,12 +87,37 @@ func newHTTPClient(sc *config.ScrapeConfig, version string) (*httpClient, error)
 	}
 	return &httpClient{
 		c:         c,
+		sc:        sc,
+		authFiles: fromFiles,
 		accept:    acceptHeader(sc.ScrapeProtocols),
 		userAgent: "shoal/" + version,
 		auth:      auth,
 		limit:     limit,
 		follow:    sc.FollowRedirects,
 	}, nil
+}
+
+// credentialsRefresh is how long credentials read from files are reused.
+// Prometheus reads them on every request; rotated tokens (Kubernetes
+// service account tokens, say) are replaced well before they expire, so
+// re-reading them twice a minute, not on every scrape of every target, is
+// enough.
+const credentialsRefresh = 30 * time.Second
+
+// authHeader returns the Authorization header to send, re-reading
+// credentials files when the cached value is older than credentialsRefresh.
+// An unreadable file fails the scrape rather than sending no credentials.
+func (c *httpClient) authHeader(now time.Time) (string, error) {
+	if !c.authFiles {
+		return c.auth, nil
+	}
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	if c.authAt.IsZero() || now.Sub(c.authAt) >= credentialsRefresh {
+		c.auth, c.authErr = c.sc.AuthHeader()
+		c.authAt = now
+	}
+	return c.auth, c.authErr
 }
 
 // acceptHeader mirrors Prometheus's: the configured protocols in order of
@@ -154,8 +193,12 @@ func (c *httpClient) fetch(url string, timeout time.Duration, deadline time.Time
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
-	if c.auth != "" {
-		req.Header.Set("Authorization", c.auth)
+	auth, err := c.authHeader(time.Now())
+	if err != nil {
+		return err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 
 	for redirects := 0; ; redirects++ {

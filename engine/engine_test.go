@@ -3,9 +3,11 @@ package engine
 import (
 	"compress/gzip"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -572,6 +574,117 @@ scrape_configs:
 		}
 		if late > 30*time.Millisecond {
 			t.Errorf("scrape at %d is %v off the target's phase %v", ms, late, tg.offset)
+		}
+	}
+}
+
+func TestAuthorization(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := dir + "/token"
+	if err := os.WriteFile(tokFile, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, s, x, tg := setup(t, "a 1\n", "  bearer_token_file: "+tokFile)
+	scrapeOnce(t, e, s, tg)
+	authSeen := func() string {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		return x.headers.Get("Authorization")
+	}
+	if got := authSeen(); got != "Bearer first" {
+		t.Fatalf("Authorization = %q", got)
+	}
+	// A rotated token is picked up once the cached one is old enough.
+	if err := os.WriteFile(tokFile, []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg.job.client.authMu.Lock()
+	tg.job.client.authAt = time.Now().Add(-credentialsRefresh)
+	tg.job.client.authMu.Unlock()
+	scrapeOnce(t, e, s, tg)
+	if got := authSeen(); got != "Bearer second" {
+		t.Fatalf("after rotation Authorization = %q", got)
+	}
+	// An unreadable file fails the scrape instead of sending no credentials.
+	os.Remove(tokFile)
+	tg.job.client.authMu.Lock()
+	tg.job.client.authAt = time.Now().Add(-credentialsRefresh)
+	tg.job.client.authMu.Unlock()
+	r := scrapeOnce(t, e, s, tg)
+	if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, x.addr())); v != 0 {
+		t.Errorf("up = %v with an unreadable token file", v)
+	}
+	if st := tg.status(); !strings.Contains(st.LastError, "bearer_token_file") {
+		t.Errorf("error %q does not name the field", st.LastError)
+	}
+
+	e, s, x, tg = setup(t, "a 1\n", "  basic_auth: {username: u, password: p}")
+	scrapeOnce(t, e, s, tg)
+	if got := authSeen(); got != "Basic dTpw" {
+		t.Fatalf("basic auth header %q", got)
+	}
+}
+
+func TestHTTPSWithCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write([]byte("tls_ok 1\n"))
+	}))
+	defer srv.Close()
+	ca := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	for _, c := range []struct {
+		name, extra string
+		up          float64
+	}{
+		{"trusted CA", "  scheme: https\n  tls_config: {ca_file: " + ca + "}", 1},
+		{"unknown CA", "  scheme: https", 0},
+	} {
+		s := newRecSink()
+		e := newTestEngine(t, s)
+		if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", c.extra))); err != nil {
+			t.Fatal(err)
+		}
+		e.SyncTargets("j", groups(addr))
+		tg := only(t, e, "j")
+		r := scrapeOnce(t, e, s, tg)
+		if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, addr)); v != c.up {
+			t.Errorf("%s: up = %v (error %q)", c.name, v, tg.status().LastError)
+		}
+	}
+}
+
+func TestRedirects(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			http.Redirect(w, r, "/real", http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write([]byte("moved 1\n"))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, c := range []struct {
+		extra string
+		up    float64
+	}{{"", 1}, {"  follow_redirects: false", 0}} {
+		s := newRecSink()
+		e := newTestEngine(t, s)
+		if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", c.extra))); err != nil {
+			t.Fatal(err)
+		}
+		e.SyncTargets("j", groups(addr))
+		tg := only(t, e, "j")
+		r := scrapeOnce(t, e, s, tg)
+		if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, addr)); v != c.up {
+			t.Errorf("%q: up = %v (error %q)", c.extra, v, tg.status().LastError)
+		}
+		if c.up == 1 {
+			r.mustFind(t, fmt.Sprintf(`{__name__="moved", instance="%s", job="j"}`, addr))
 		}
 	}
 }
