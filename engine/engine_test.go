@@ -200,16 +200,26 @@ scrape_configs:
 %s
 `
 
+// setup starts an exporter serving body and an engine with job "j" (plus
+// the extra YAML lines) scraping it.
 func setup(t *testing.T, body, extra string) (*Engine, *recSink, *exporter, *target) {
 	t.Helper()
 	x := newExporter(t, body)
+	e, s, tg := engineFor(t, x.addr(), extra)
+	return e, s, x, tg
+}
+
+// engineFor returns an engine with job "j" (plus the extra YAML lines)
+// and its one target at addr.
+func engineFor(t *testing.T, addr, extra string) (*Engine, *recSink, *target) {
+	t.Helper()
 	s := newRecSink()
 	e := newTestEngine(t, s)
 	if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", extra))); err != nil {
 		t.Fatal(err)
 	}
-	e.SyncTargets("j", groups(x.addr()))
-	return e, s, x, only(t, e, "j")
+	e.SyncTargets("j", groups(addr))
+	return e, s, only(t, e, "j")
 }
 
 func TestScrapeSamplesAndSyntheticSeries(t *testing.T) {
@@ -643,13 +653,7 @@ func TestHTTPSWithCA(t *testing.T) {
 		{"trusted CA", "  scheme: https\n  tls_config: {ca_file: " + ca + "}", 1},
 		{"unknown CA", "  scheme: https", 0},
 	} {
-		s := newRecSink()
-		e := newTestEngine(t, s)
-		if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", c.extra))); err != nil {
-			t.Fatal(err)
-		}
-		e.SyncTargets("j", groups(addr))
-		tg := only(t, e, "j")
+		e, s, tg := engineFor(t, addr, c.extra)
 		r := scrapeOnce(t, e, s, tg)
 		if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, addr)); v != c.up {
 			t.Errorf("%s: up = %v (error %q)", c.name, v, tg.status().LastError)
@@ -672,13 +676,7 @@ func TestRedirects(t *testing.T) {
 		extra string
 		up    float64
 	}{{"", 1}, {"  follow_redirects: false", 0}} {
-		s := newRecSink()
-		e := newTestEngine(t, s)
-		if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", c.extra))); err != nil {
-			t.Fatal(err)
-		}
-		e.SyncTargets("j", groups(addr))
-		tg := only(t, e, "j")
+		e, s, tg := engineFor(t, addr, c.extra)
 		r := scrapeOnce(t, e, s, tg)
 		if v := r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, addr)); v != c.up {
 			t.Errorf("%q: up = %v (error %q)", c.extra, v, tg.status().LastError)

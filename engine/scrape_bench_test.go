@@ -1,11 +1,8 @@
 package engine
 
 import (
-	"bytes"
-	"compress/gzip"
+	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/shoal-scraper/shoal/bench/farm"
 	"github.com/shoal-scraper/shoal/parse"
 	"github.com/shoal-scraper/shoal/produce"
 )
@@ -25,31 +23,22 @@ func nodeFixture(tb testing.TB) []byte {
 	return b
 }
 
-// scrapeTarget sets up an engine with one target on a loopback server
-// serving body (gzipped if gz), writing to the discard sink.
+// scrapeTarget sets up an engine with one target on a bench/farm exporter
+// serving body (gzipped if gz; values change on every scrape), writing to
+// the discard sink. The farm answers without allocating, so allocs/op is
+// the scraper's alone.
 func scrapeTarget(tb testing.TB, body []byte, gz bool) (*Engine, *target, *produce.Discard) {
-	payload := body
-	if gz {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		zw.Write(body)
-		zw.Close()
-		payload = buf.Bytes()
+	f, err := farm.Start(context.Background(), farm.Config{Targets: 1, Payload: body, Gzip: gz})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		if gz {
-			w.Header().Set("Content-Encoding", "gzip")
-		}
-		w.Write(payload)
-	}))
-	tb.Cleanup(srv.Close)
+	tb.Cleanup(func() { f.Close() })
 	d := &produce.Discard{}
 	e := newTestEngine(tb, d)
 	if err := e.ApplyConfig(mustConfig(tb, fmt.Sprintf(jobYAML, "j", ""))); err != nil {
 		tb.Fatal(err)
 	}
-	e.SyncTargets("j", groups(strings.TrimPrefix(srv.URL, "http://")))
+	e.SyncTargets("j", groups(f.Addrs()[0]))
 	return e, only(tb, e, "j"), d
 }
 
