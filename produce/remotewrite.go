@@ -248,7 +248,7 @@ const (
 
 	// Sample in both: double value = 1; int64 timestamp = 2.
 	tagSampleValue     = 1<<3 | 1
-	tagSampleTimestamp = 2<<3 | 0
+	tagSampleTimestamp = 2 << 3 // wire type 0 (varint)
 )
 
 // Enc tags: the first byte of Series.Enc says which format wrote the rest.

@@ -9,6 +9,12 @@
 #                                        up, run CMD with the variables exported, down
 #                                        (always); exits with CMD's status. `make test` uses it.
 #   scripts/testenv.sh env               print `export VAR=value` lines: eval "$(scripts/testenv.sh env)"
+#   scripts/testenv.sh stop-service SERVICE
+#                                        stop a running service's processes but keep its ports,
+#                                        data and variables, for a test that takes it away mid-run
+#   scripts/testenv.sh start-service SERVICE
+#                                        start it again after stop-service: same ports, same data
+#                                        (services with a SERVICE_restart function: kafka)
 #   scripts/testenv.sh status            one line per started process
 #   scripts/testenv.sh list              the known services
 #
@@ -24,7 +30,9 @@
 # free_port, starts processes with spawn, waits with wait_for, and records its variables
 # with set_env (set -e is off inside SERVICE_start, which runs in an `if`: end each step
 # with `|| return 1`); optionally SERVICE_check (is a running instance still healthy?)
-# so that a second `up` reuses it. Then add SERVICE to SERVICES.
+# so that a second `up` reuses it, and SERVICE_restart (start again with the ports,
+# data and variables of the last SERVICE_start) for start-service. Then add SERVICE to
+# SERVICES.
 #
 # Environment: TESTENV_DIR (default REPO/.testenv), TESTENV_START_TIMEOUT (seconds a
 # service may take to answer, default 60).
@@ -40,7 +48,7 @@ DATADIR=$TESTENV_DIR/data
 ENVFILE=$TESTENV_DIR/env
 
 # Every known service, in start order.
-SERVICES=(node_exporter)
+SERVICES=(node_exporter kafka)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -68,6 +76,149 @@ node_exporter_start() {
 	set_env SHOAL_TEST_NODE_EXPORTER "127.0.0.1:$port"
 }
 node_exporter_check() { http_ok "http://$(get_env SHOAL_TEST_NODE_EXPORTER)/metrics"; }
+
+# kafka: Apache Kafka (KRaft, one node that is broker and controller) from Maven
+# Central, run with the JVM. The jars are fetched once by Maven from
+# scripts/kafka/pom.xml into .cache/kafka/VERSION/lib (git-ignored, 54 MB, kept
+# by `down` and `clean`, removed by `make distclean`).
+#   SHOAL_TEST_KAFKA=127.0.0.1:PORT            PLAINTEXT listener
+#   SHOAL_TEST_KAFKA_SASL=127.0.0.1:PORT       SASL_PLAINTEXT listener, mechanism PLAIN,
+#   SHOAL_TEST_KAFKA_SASL_USER, _PASSWORD        with this user
+#   SHOAL_TEST_KAFKA_LOGDIR=/abs/dir           the broker's log.dirs (bytes on disk)
+#   SHOAL_TEST_KAFKA_CTL=/abs/scripts/testenv.sh  a test stops and restarts the same
+#   SHOAL_TEST_KAFKA_TESTENV_DIR=/abs/.testenv    broker (same ports, same data) with
+#       TESTENV_DIR=$SHOAL_TEST_KAFKA_TESTENV_DIR $SHOAL_TEST_KAFKA_CTL stop-service kafka
+#       TESTENV_DIR=$SHOAL_TEST_KAFKA_TESTENV_DIR $SHOAL_TEST_KAFKA_CTL start-service kafka
+# Broker settings: scripts/kafka/server.properties.in (auto.create.topics.enable=false).
+KAFKA_VERSION=4.1.1 # keep in step with kafka.version in scripts/kafka/pom.xml
+KAFKA_LIB=$REPO/.cache/kafka/$KAFKA_VERSION/lib
+KAFKA_SASL_USER=shoal
+KAFKA_SASL_PASSWORD=shoal-secret
+JAVA=${JAVA:-java}
+
+kafka_packages() {
+	command -v "$JAVA" >/dev/null 2>&1 || echo openjdk-17-jre-headless
+	kafka_fetched || command -v mvn >/dev/null 2>&1 || echo maven
+}
+
+# kafka_fetched: the jars are in the cache, fetched by this very pom.
+kafka_fetched() {
+	[[ -f $KAFKA_LIB/.complete && $(cat "$KAFKA_LIB/.complete") == "$(kafka_pom_sum)" ]]
+}
+kafka_pom_sum() { sha256sum "$REPO/scripts/kafka/pom.xml" | cut -d' ' -f1; }
+
+# kafka_fetch: Maven copies the broker and its dependencies into a fresh
+# directory, which replaces the cache only once it is complete.
+kafka_fetch() {
+	kafka_fetched && return 0
+	local tmp=$KAFKA_LIB.tmp.$$ t0=$SECONDS out
+	# Leftovers of an interrupted fetch (up holds the lock: none is running).
+	rm -rf "$KAFKA_LIB".tmp.*
+	mkdir -p "$tmp"
+	log "fetching Apache Kafka $KAFKA_VERSION with Maven into $KAFKA_LIB"
+	if ! out=$(mvn -q -B -Dstyle.color=never -f "$REPO/scripts/kafka/pom.xml" \
+		dependency:copy-dependencies -DoutputDirectory="$tmp" 2>&1 </dev/null); then
+		printf '%s\n' "$out" | tail -n 40 | sed 's/^/    /' >&2
+		rm -rf "$tmp"
+		log "mvn failed"
+		return 1
+	fi
+	if [[ ! -f $tmp/kafka_2.13-$KAFKA_VERSION.jar ]]; then
+		rm -rf "$tmp"
+		log "mvn did not fetch kafka_2.13-$KAFKA_VERSION.jar: is scripts/kafka/pom.xml at $KAFKA_VERSION?"
+		return 1
+	fi
+	kafka_pom_sum >"$tmp/.complete"
+	rm -rf "$KAFKA_LIB"
+	mv "$tmp" "$KAFKA_LIB"
+	log "fetched $(find "$KAFKA_LIB" -name '*.jar' | wc -l) jars ($(du -sh "$KAFKA_LIB" | cut -f1)) in $((SECONDS - t0))s"
+}
+
+# The JVM command line, before the main class. A small heap: the tests send
+# megabytes, not gigabytes. Logging goes through slf4j to reload4j
+# (scripts/kafka/log4j.properties); log4j2, also on the class path, has no
+# configuration, and its status logger would say so on every start.
+KAFKA_JAVA=("$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+	-Djava.awt.headless=true "-Dlog4j.configuration=file:$REPO/scripts/kafka/log4j.properties"
+	-Dlog4j2.statusLoggerLevel=OFF -cp "$KAFKA_LIB/*")
+
+# kafka_start: new ports, a freshly formatted data directory, then start.
+kafka_start() {
+	kafka_fetch || return 1
+	local port sport cport dir=$DATADIR/kafka
+	free_port port
+	free_port sport
+	free_port cport
+	rm -rf "$dir"
+	mkdir -p "$dir/logs" || return 1
+	sed -e "s|@PORT@|$port|g" -e "s|@SASL_PORT@|$sport|g" -e "s|@CONTROLLER_PORT@|$cport|g" \
+		-e "s|@LOG_DIRS@|$dir/logs|g" -e "s|@SASL_USER@|$KAFKA_SASL_USER|g" \
+		-e "s|@SASL_PASSWORD@|$KAFKA_SASL_PASSWORD|g" \
+		"$REPO/scripts/kafka/server.properties.in" >"$dir/server.properties" || return 1
+	# A cluster id is 16 random bytes in unpadded URL-safe base64 (what
+	# `StorageTool random-uuid` prints, without a JVM start of its own).
+	local cid
+	cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22) || return 1
+	mkdir -p "$LOGDIR"
+	"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
+		>>"$LOGDIR/kafka-format.log" 2>&1 || {
+		LAST_PROC=kafka-format
+		log "formatting the Kafka log directory failed"
+		return 1
+	}
+	set_env SHOAL_TEST_KAFKA "127.0.0.1:$port"
+	set_env SHOAL_TEST_KAFKA_SASL "127.0.0.1:$sport"
+	set_env SHOAL_TEST_KAFKA_SASL_USER "$KAFKA_SASL_USER"
+	set_env SHOAL_TEST_KAFKA_SASL_PASSWORD "$KAFKA_SASL_PASSWORD"
+	set_env SHOAL_TEST_KAFKA_LOGDIR "$dir/logs"
+	set_env SHOAL_TEST_KAFKA_CTL "$REPO/scripts/testenv.sh"
+	set_env SHOAL_TEST_KAFKA_TESTENV_DIR "$TESTENV_DIR"
+	kafka_launch
+}
+
+# kafka_restart (start-service): the same ports and data as before stop-service.
+kafka_restart() {
+	[[ -f $DATADIR/kafka/server.properties && -f $DATADIR/kafka/logs/meta.properties ]] || {
+		log "kafka was never started here (no $DATADIR/kafka): run up first"
+		return 1
+	}
+	kafka_launch
+}
+
+kafka_launch() {
+	local addr
+	addr=$(get_env SHOAL_TEST_KAFKA) || return 1
+	spawn kafka "${KAFKA_JAVA[@]}" kafka.Kafka "$DATADIR/kafka/server.properties" || return 1
+	wait_for kafka kafka_ready "${addr%:*}" "${addr##*:}" || return 1
+}
+kafka_check() {
+	local addr
+	addr=$(get_env SHOAL_TEST_KAFKA) || return 1
+	kafka_ready "${addr%:*}" "${addr##*:}"
+}
+
+# kafka_ready HOST PORT: the broker answers a Metadata request (v4, no topics)
+# listing at least one broker, which it does only once it has caught up with
+# the controller and serves clients. Plain bash: no JVM start per poll, and no
+# python3 needed.
+kafka_ready() {
+	local out
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	out=$(timeout 3 bash -c '
+		exec 3<>"/dev/tcp/$1/$2" || exit 1
+		# size 20 | api_key 3 (Metadata) | version 4 | correlation id 42 |
+		# client id "probe" | topics: empty array | allow_auto_topic_creation false
+		printf "\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x2a\x00\x05probe\x00\x00\x00\x00\x00" >&3
+		# size | correlation id | throttle_time_ms | number of brokers
+		head -c 16 <&3 | od -An -tu1 -v
+	' _ "$1" "$2" 2>/dev/null) || return 1
+	local -a b
+	read -ra b <<<"$out"
+	((${#b[@]} == 16)) || return 1
+	# Correlation id 42, and a broker count of at least one.
+	((b[4] == 0 && b[5] == 0 && b[6] == 0 && b[7] == 42)) || return 1
+	((b[12] == 0 && b[13] == 0 && (b[14] > 0 || b[15] > 0)))
+}
 
 # ---------------------------------------------------------------------------
 # Helpers for service blocks
@@ -449,6 +600,41 @@ cmd_run() {
 	exit $rc
 }
 
+# cmd_stop_service SERVICE: stop its processes (TERM, then KILL after 10 s), and keep
+# everything else: its variables stay in env, its data in data/SERVICE.
+cmd_stop_service() {
+	local svc=${1:-}
+	is_service "$svc" || die "usage: $0 stop-service SERVICE (have: ${SERVICES[*]})"
+	lock
+	local f rc=0
+	shopt -s nullglob
+	for f in "$PIDDIR/$svc"/*.pid; do stop_pidfile "$f" || rc=1; done
+	shopt -u nullglob
+	return $rc
+}
+
+# cmd_start_service SERVICE: after stop-service, start it again on the same ports
+# with the same data, and wait until it answers; a no-op if it runs.
+cmd_start_service() {
+	local svc=${1:-}
+	is_service "$svc" || die "usage: $0 start-service SERVICE (have: ${SERVICES[*]})"
+	declare -F "${svc}_restart" >/dev/null || die "$svc cannot be restarted in place (no ${svc}_restart)"
+	lock
+	[[ -f $ENVDIR/$svc ]] || die "$svc is not up: run $0 up first"
+	CUR_SVC=$svc
+	if service_alive "$svc"; then
+		log "$svc already running"
+		return 0
+	fi
+	local t0=$SECONDS
+	LAST_PROC=$svc
+	if ! "${svc}_restart"; then
+		print_log_tail "$LAST_PROC"
+		die "$svc did not start again; logs in $LOGDIR"
+	fi
+	log "$svc up again in $((SECONDS - t0))s"
+}
+
 cmd_env() {
 	[[ -f $ENVFILE ]] || return 0
 	local line
@@ -480,8 +666,10 @@ run) shift; cmd_run "$@" ;;
 env) cmd_env ;;
 status) cmd_status ;;
 list) printf '%s\n' "${SERVICES[@]}" ;;
+stop-service) shift; cmd_stop_service "$@" ;;
+start-service) shift; cmd_start_service "$@" ;;
 *)
-	echo "usage: $0 up [SERVICE...] | down | run [SERVICE...] -- CMD... | env | status | list" >&2
+	echo "usage: $0 up [SERVICE...] | down | run [SERVICE...] -- CMD... | env | status | list | stop-service SERVICE | start-service SERVICE" >&2
 	exit 2
 	;;
 esac

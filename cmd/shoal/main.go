@@ -24,6 +24,7 @@ func usage(w io.Writer) {
 
 commands:
   run            scrape the jobs of a configuration file (standalone mode)
+  tail           print the samples of shoal's Kafka records as they arrive
   check config   validate configuration files and list every error
   version        print the version
 
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "tail":
+		return cmdTail(args[1:], stdout, stderr)
 	case "check":
 		if len(args) < 2 || args[1] != "config" {
 			fmt.Fprintln(stderr, "usage: shoal check config FILE...")

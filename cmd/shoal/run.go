@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,16 +34,34 @@ type runFlags struct {
 	logLevel       string
 	logFormat      string
 	workers        int
+	memberID       string
+	kafka          kafkaSinkFlags
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.configFile, "config.file", "prometheus.yml", "Configuration file (prometheus.yml format: global and scrape_configs).")
 	fs.DurationVar(&f.reloadInterval, "config.reload-interval", 5*time.Second, "How often to check the configuration file for changes and reload it (0 disables; SIGHUP always reloads).")
 	fs.StringVar(&f.listen, "web.listen-address", ":9464", "Address for /metrics, /targets, health and pprof endpoints.")
-	fs.StringVar(&f.sink, "sink", "stdout", "Where samples go: stdout (one line per sample) or discard.")
+	fs.StringVar(&f.sink, "sink", "stdout", "Where samples go: stdout (one line per sample), kafka (see --kafka.*) or discard.")
 	fs.StringVar(&f.logLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	fs.StringVar(&f.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	fs.IntVar(&f.workers, "scrape.workers", 0, "Concurrent scrapes (0: the engine's default, 512).")
+	fs.StringVar(&f.memberID, "cluster.member-id", "", "This process's member ID, stable for its run: the member header of Kafka records (default: hostname:web-port).")
+	f.kafka.RegisterFlags(fs)
+}
+
+// defaultMemberID is hostname:port, the port of the web listen address:
+// unique per process on a host as long as each listens on its own port.
+func defaultMemberID(listen string) (string, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("--cluster.member-id: no hostname for the default: %w", err)
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--cluster.member-id: no port in --web.listen-address=%q for the default: %w", listen, err)
+	}
+	return host + ":" + port, nil
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
@@ -60,8 +79,12 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log.format=%q: want logfmt or json", format)
 }
 
-// closer is a sink that may need flushing at shutdown.
+// flusher is a sink that may need flushing at shutdown.
 type flusher interface{ Flush() error }
+
+// closer is a sink that must be closed at shutdown: it delivers what it
+// buffers within its own deadline (the Kafka sink's --kafka.flush-timeout).
+type closer interface{ Close(context.Context) error }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var f runFlags
@@ -81,18 +104,41 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	if f.memberID == "" {
+		id, err := defaultMemberID(f.listen)
+		if err != nil && f.sink == "kafka" { // only the Kafka sink needs it yet
+			fmt.Fprintln(stderr, "shoal:", err)
+			return 2
+		}
+		f.memberID = id
+	}
+
+	reg := prometheus.NewRegistry()
 	var sink engine.Sink
 	switch f.sink {
 	case "stdout":
 		sink = produce.NewText(stdout)
 	case "discard":
 		sink = &produce.Discard{}
+	case "kafka":
+		kc, err := f.kafka.config(f.memberID)
+		if err != nil {
+			fmt.Fprintln(stderr, "shoal:", err)
+			return 2
+		}
+		k, err := produce.NewKafka(kc, reg, logger)
+		if err != nil {
+			fmt.Fprintln(stderr, "shoal:", err)
+			return 1
+		}
+		sink = k
+		logger.Info("kafka sink", "brokers", kc.Brokers, "topic", kc.Topic, "topic_template", kc.TopicTemplate, "format", kc.Format,
+			"buffer_bytes", kc.BufferBytes, "max_record_bytes", kc.MaxRecordBytes, "tls", kc.TLS != nil, "sasl", f.kafka.conn.saslMechanism, "member", kc.MemberID)
 	default:
-		fmt.Fprintf(stderr, "shoal: --sink=%q: want stdout or discard\n", f.sink)
+		fmt.Fprintf(stderr, "shoal: --sink=%q: want stdout, kafka or discard\n", f.sink)
 		return 2
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -105,13 +151,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	reg.MustRegister(reloadOK, reloadTime, reloads, info)
 	info.WithLabelValues(getVersion()).Set(1)
 
+	// closeSink ends the sink (shutdown step 3 below, or an early exit).
+	closeSink := func() {
+		switch s := sink.(type) {
+		case closer:
+			// Bounded by the sink's own flush timeout; it logs what it
+			// could not deliver.
+			_ = s.Close(context.Background())
+		case flusher:
+			if err := s.Flush(); err != nil {
+				logger.Error("flushing sink", "err", err)
+			}
+		}
+	}
 	eng, err := engine.New(engine.Config{Workers: f.workers, Version: getVersion()}, sink, reg, logger)
 	if err != nil {
+		closeSink()
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
 	disc, err := discovery.New(discovery.Config{}, logger, reg, eng.SyncTargets)
 	if err != nil {
+		closeSink()
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
@@ -166,7 +227,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer t.Stop()
 		poll = t.C
 	}
-	logger.Info("shoal started", "version", getVersion(), "config", f.configFile, "jobs", len(cfg.ScrapeConfigs), "web", f.listen, "sink", f.sink)
+	logger.Info("shoal started", "version", getVersion(), "config", f.configFile, "jobs", len(cfg.ScrapeConfigs), "web", f.listen, "sink", f.sink, "member", f.memberID)
 
 	code := 0
 loop:
@@ -191,16 +252,15 @@ loop:
 	}
 
 	// Shutdown order: 1. discovery stops; 2. the engine stops the wheel and
-	// waits for in-flight scrapes (each bounded by its timeout); 3. the sink
-	// is flushed; 4. the web server stops last.
+	// waits for in-flight scrapes (each bounded by its timeout), so nothing
+	// writes to the sink any more; 3. the sink is flushed (stdout) or
+	// closed (Kafka: delivers its buffer within --kafka.flush-timeout, then
+	// reports and counts what it could not); 4. the web server stops last,
+	// so /metrics shows the sink's final counts until the end.
 	logger.Info("shutting down")
 	wg.Wait()
 	<-engDone
-	if fl, ok := sink.(flusher); ok {
-		if err := fl.Flush(); err != nil {
-			logger.Error("flushing sink", "err", err)
-		}
-	}
+	closeSink()
 	stopWeb()
 	if err := <-webErrOrNil(webErr, code); err != nil {
 		logger.Error("web server", "err", err)
