@@ -51,6 +51,15 @@ type KafkaConfig struct {
 	// client to deliver. Default 10 s: a broker that has not answered by
 	// then is unlikely to before the process is killed.
 	FlushTimeout time.Duration
+	// Linger is how long a partition's batch waits for more records before
+	// it is sent. Default 1 s: a batch then holds several targets' scrapes
+	// (scrapes/s per partition × linger), and zstd finds what similar
+	// targets share: at 300 node_exporter targets × 15 s on 6 partitions,
+	// rw2 costs 4.9–6.9 B/sample at the broker with 1 s against 12.5–13
+	// with 10 ms (bench/kafka_bytes_test.go). It delays delivery by at
+	// most 1 s against intervals of 10 s and more, and holds about 1 s of
+	// data in the buffer. Close sends what lingers at once.
+	Linger time.Duration
 	// MemberID is the value of every record's member header: which shoal
 	// process wrote it. cmd/shoal defaults it to hostname:web-port.
 	MemberID string
@@ -78,6 +87,7 @@ const (
 	DefaultKafkaBufferBytes    = 256 << 20
 	DefaultKafkaMaxRecordBytes = 1_000_000
 	DefaultKafkaFlushTimeout   = 10 * time.Second
+	DefaultKafkaLinger         = time.Second
 	DefaultKafkaFormat         = RW2
 )
 
@@ -90,6 +100,7 @@ func DefaultKafkaConfig() KafkaConfig {
 		BufferBytes:     DefaultKafkaBufferBytes,
 		MaxRecordBytes:  DefaultKafkaMaxRecordBytes,
 		FlushTimeout:    DefaultKafkaFlushTimeout,
+		Linger:          DefaultKafkaLinger,
 		DropLogInterval: 10 * time.Second,
 	}
 }
@@ -113,6 +124,9 @@ func (c *KafkaConfig) setDefaults() {
 	}
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = d.FlushTimeout
+	}
+	if c.Linger == 0 {
+		c.Linger = d.Linger
 	}
 	if c.DropLogInterval == 0 {
 		c.DropLogInterval = d.DropLogInterval
@@ -162,6 +176,9 @@ func (c *KafkaConfig) Validate() error {
 	}
 	if c.BufferBytes < 4*int64(c.MaxRecordBytes) {
 		errs = append(errs, fmt.Errorf("kafka: buffer bytes %d: want at least 4 × max record bytes (%d)", c.BufferBytes, 4*int64(c.MaxRecordBytes)))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("kafka: negative linger %s", c.Linger))
 	}
 	if c.FlushTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kafka: negative flush timeout %s", c.FlushTimeout))

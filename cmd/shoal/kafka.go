@@ -191,6 +191,7 @@ type kafkaSinkFlags struct {
 	bufferBytes            bytesFlag
 	maxRecordBytes         int
 	flushTimeout           time.Duration
+	linger                 time.Duration
 	allowAutoTopicCreation bool
 }
 
@@ -204,6 +205,7 @@ func (f *kafkaSinkFlags) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&f.bufferBytes, "kafka.buffer-bytes", "Memory for records not yet acknowledged (bytes, or with a unit: 256MiB); when full the oldest queued scrapes are dropped and counted.")
 	fs.IntVar(&f.maxRecordBytes, "kafka.max-record-bytes", produce.DefaultKafkaMaxRecordBytes, "Largest record (value + key + headers); larger scrapes are split into several records. Keep it under the topic's max.message.bytes.")
 	fs.DurationVar(&f.flushTimeout, "kafka.flush-timeout", produce.DefaultKafkaFlushTimeout, "At shutdown, how long to wait for buffered records to be delivered.")
+	fs.DurationVar(&f.linger, "kafka.linger", produce.DefaultKafkaLinger, "How long a partition's batch waits for more records: longer batches compress better (see README, Record format).")
 	fs.BoolVar(&f.allowAutoTopicCreation, "kafka.allow-auto-topic-creation", false, "Ask the brokers to create missing topics (they must allow it too).")
 }
 
@@ -226,6 +228,7 @@ func (f *kafkaSinkFlags) config(memberID string) (produce.KafkaConfig, error) {
 	cfg.BufferBytes = int64(f.bufferBytes)
 	cfg.MaxRecordBytes = f.maxRecordBytes
 	cfg.FlushTimeout = f.flushTimeout
+	cfg.Linger = f.linger
 	cfg.AllowAutoTopicCreation = f.allowAutoTopicCreation
 	cfg.MemberID = memberID
 	if cfg.TLS, err = f.conn.tlsConfig(); err != nil {
