@@ -233,8 +233,9 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		// The only compression layer: record values are plain protobuf.
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.ProducerBatchMaxBytes(batchMax),
-		// Linger (KafkaConfig.Linger, default 1 s): batches that hold
-		// several targets' scrapes compress to about half the bytes.
+		// Linger (KafkaConfig.Linger, default 10 ms): a longer one puts
+		// several targets' scrapes in a batch, which compresses to about
+		// half the bytes (see KafkaConfig.Linger for the trade-off).
 		kgo.ProducerLinger(cfg.Linger),
 		// The broker-side timeout of a produce request (kgo's default);
 		// a timed-out request is retried, not failed.

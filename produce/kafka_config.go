@@ -52,13 +52,15 @@ type KafkaConfig struct {
 	// then is unlikely to before the process is killed.
 	FlushTimeout time.Duration
 	// Linger is how long a partition's batch waits for more records before
-	// it is sent. Default 1 s: a batch then holds several targets' scrapes
-	// (scrapes/s per partition × linger), and zstd finds what similar
-	// targets share: at 300 node_exporter targets × 15 s on 6 partitions,
-	// rw2 costs 4.9–6.9 B/sample at the broker with 1 s against 12.5–13
-	// with 10 ms (bench/kafka_bytes_test.go). It delays delivery by at
-	// most 1 s against intervals of 10 s and more, and holds about 1 s of
-	// data in the buffer. Close sends what lingers at once.
+	// it is sent. Default 10 ms (kgo's). Longer lingers put several
+	// targets' scrapes in a batch, and zstd then finds what similar targets
+	// share: at 300 node_exporter targets × 15 s on 6 partitions, rw2 costs
+	// 4.9–6.9 B/sample at the broker with 1 s against 12.5–13 with 10 ms
+	// (bench/kafka_bytes_test.go). It is not the default yet: while kgo
+	// holds its share of a small buffer, records wait out the linger, so
+	// with a small buffer a long linger caps throughput and turns into
+	// drops after an outage. Raise it with a buffer of many seconds of
+	// data.
 	Linger time.Duration
 	// MemberID is the value of every record's member header: which shoal
 	// process wrote it. cmd/shoal defaults it to hostname:web-port.
@@ -87,7 +89,7 @@ const (
 	DefaultKafkaBufferBytes    = 256 << 20
 	DefaultKafkaMaxRecordBytes = 1_000_000
 	DefaultKafkaFlushTimeout   = 10 * time.Second
-	DefaultKafkaLinger         = time.Second
+	DefaultKafkaLinger         = 10 * time.Millisecond
 	DefaultKafkaFormat         = RW2
 )
 
