@@ -208,26 +208,7 @@ scrape_configs:
 		}
 		t.Errorf("metric names differ from node_exporter's own answer: only in shoal's %v, only served directly %v", onlyShoal, onlyDirect)
 	}
-	var diff []string
-	for k := range got {
-		if _, ok := direct[k]; !ok {
-			diff = append(diff, "shoal only: "+k)
-		}
-	}
-	for k := range direct {
-		if _, ok := got[k]; !ok {
-			diff = append(diff, "direct only: "+k)
-		}
-	}
-	if len(diff) > max(3, len(direct)/100) {
-		sort.Strings(diff)
-		t.Errorf("%d of %d series differ between shoal's scrape and node_exporter's own answer: %v", len(diff), len(direct), diff)
-	}
-	for _, k := range []string{"process_start_time_seconds", "process_max_fds"} {
-		if got[k] != direct[k] {
-			t.Errorf("%s: shoal wrote %v, node_exporter serves %v", k, got[k], direct[k])
-		}
-	}
+	compareWithDirect(t, "shoal", got, direct)
 
 	at, ok := p.target("node", addr)
 	if !ok || at.Health != "up" || at.LastError != "" || at.Labels["job"] != "node" || at.Labels["instance"] != addr {
@@ -1267,6 +1248,35 @@ func checkScrape(t *testing.T, what string, scrape []sample, want map[string]map
 	for name := range got {
 		if _, ok := want[name]; !ok {
 			t.Errorf("%s: unexpected %s%v", what, name, got[name])
+		}
+	}
+}
+
+// compareWithDirect checks series scraped through shoal (what: "shoal" or
+// "record") against node_exporter's own answer fetched directly: at most 1%
+// of series may differ (node_exporter's series come and go a little between
+// two scrapes), and two values that do not change between scrapes must be
+// equal.
+func compareWithDirect(t *testing.T, what string, got, direct map[string]float64) {
+	t.Helper()
+	var diff []string
+	for k := range got {
+		if _, ok := direct[k]; !ok {
+			diff = append(diff, what+" only: "+k)
+		}
+	}
+	for k := range direct {
+		if _, ok := got[k]; !ok {
+			diff = append(diff, "direct only: "+k)
+		}
+	}
+	if len(diff) > max(3, len(direct)/100) {
+		sort.Strings(diff)
+		t.Errorf("node_exporter: %d of %d series differ between %s and its own answer: %v", len(diff), len(direct), what, diff)
+	}
+	for _, k := range []string{"process_start_time_seconds", "process_max_fds"} {
+		if got[k] != direct[k] {
+			t.Errorf("node_exporter: %s: %s %v, served %v", k, what, got[k], direct[k])
 		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -420,26 +419,7 @@ func checkNodeRecords(t *testing.T, addr string, recs []record, direct map[strin
 	if !maps.Equal(gotNames, directNames) {
 		t.Errorf("node_exporter: metric names differ from its own answer:\nrecord: %v\ndirect: %v", slices.Sorted(maps.Keys(gotNames)), slices.Sorted(maps.Keys(directNames)))
 	}
-	var diff []string
-	for k := range got {
-		if _, ok := direct[k]; !ok {
-			diff = append(diff, "record only: "+k)
-		}
-	}
-	for k := range direct {
-		if _, ok := got[k]; !ok {
-			diff = append(diff, "direct only: "+k)
-		}
-	}
-	if len(diff) > max(3, len(direct)/100) {
-		sort.Strings(diff)
-		t.Errorf("node_exporter: %d of %d series differ between the record and its own answer: %v", len(diff), len(direct), diff)
-	}
-	for _, k := range []string{"process_start_time_seconds", "process_max_fds"} {
-		if got[k] != direct[k] {
-			t.Errorf("node_exporter: %s: record %v, served %v", k, got[k], direct[k])
-		}
-	}
+	compareWithDirect(t, "record", got, direct)
 }
 
 func countSamples(recs []record) int {
