@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-scraper/shoal/internal/javakafka"
 )
 
 // TestKafka runs `shoal run --sink=kafka` against the real broker. The
@@ -191,7 +193,7 @@ scrape_configs:
 		if !maps.Equal(r.headers, want) || r.nHeaders != len(want) {
 			t.Errorf("record %v: headers %q (%d), want %q", r, r.headers, r.nHeaders, want)
 		}
-		if want := javaPartition(r.key, partitions); r.partition != want {
+		if want := javakafka.Partition([]byte(r.key), int32(partitions)); r.partition != want {
 			t.Errorf("record %v: partition %d, but the Java client's murmur2 partitioner puts key %q in %d", r, r.partition, r.key, want)
 		}
 	}
@@ -428,65 +430,6 @@ func countSamples(recs []record) int {
 		n += len(r.samples)
 	}
 	return n
-}
-
-// javaPartition is the partition the Java client's default partitioner
-// picks for a keyed record: murmur2 of the key, made positive, modulo the
-// partition count (DESIGN.md: "Partitioner compatible with the Java
-// client's murmur2").
-func javaPartition(key string, partitions int) int32 {
-	return int32(int(murmur2([]byte(key))&0x7fffffff) % partitions)
-}
-
-// murmur2 is org.apache.kafka.common.utils.Utils.murmur2.
-func murmur2(data []byte) uint32 {
-	const (
-		seed uint32 = 0x9747b28c
-		m    uint32 = 0x5bd1e995
-		r           = 24
-	)
-	n := len(data)
-	h := seed ^ uint32(n)
-	for i := 0; i+4 <= n; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
-	}
-	tail := data[n&^3:]
-	switch len(tail) {
-	case 3:
-		h ^= uint32(tail[2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(tail[1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(tail[0])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return h
-}
-
-// TestMurmur2 checks murmur2 against the values of Kafka's own UtilsTest.
-func TestMurmur2(t *testing.T) {
-	for in, want := range map[string]int32{
-		"21":                         -973932308,
-		"foobar":                     -790332482,
-		"a-little-bit-long-string":   -985981536,
-		"a-little-bit-longer-string": -1486304829,
-		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-		"abc": 479470107,
-	} {
-		if got := int32(murmur2([]byte(in))); got != want {
-			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
-		}
-	}
 }
 
 // kafkaFaults: a topic that does not exist (the broker does not create

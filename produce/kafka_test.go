@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/shoal-scraper/shoal/internal/javakafka"
 	"github.com/shoal-scraper/shoal/parse"
 )
 
@@ -229,7 +230,7 @@ func TestKafkaRecord(t *testing.T) {
 			if string(r.Key) != "node/10.0.0.1:9100" {
 				t.Errorf("key %q", r.Key)
 			}
-			if want := javaPartition(r.Key, 3); r.Partition != want {
+			if want := javakafka.Partition(r.Key, 3); r.Partition != want {
 				t.Errorf("partition %d, want %d (Java's murmur2 partitioner)", r.Partition, want)
 			}
 			wantHdr := []kgo.RecordHeader{
@@ -955,7 +956,7 @@ func TestRecordFormatReadmeExample(t *testing.T) {
 		{series("__name__", "node_filesystem_free_bytes", "device", "/dev/sdb1", "instance", "10.0.0.1:9100", "job", "node"), ts, StaleNaN},
 		{series("__name__", "up", "instance", "10.0.0.1:9100", "job", "node"), ts, 1},
 	}}
-	if p := javaPartition([]byte(s.Key), 6); p != 1 {
+	if p := javakafka.Partition([]byte(s.Key), 6); p != 1 {
 		t.Errorf("partition %d of 6, README says 1", p)
 	}
 	rw1 := NewEncoder(RW1).Append(nil, s)
