@@ -112,12 +112,16 @@ type Engine struct {
 	errLog   atomic.Int64   // unix ns of the last logged sink error
 	external atomic.Pointer[labels.Labels]
 
-	mu         sync.Mutex
-	jobs       map[string]*job
-	owner      Owner
-	ownerSet   bool
-	configured bool
-	running    bool
+	mu   sync.Mutex
+	jobs map[string]*job
+	// Ownership: owner decides for scrapes due at or after switchAt, prev
+	// (with prevSet) before it. See SetOwner.
+	owner, prev       Owner
+	ownerSet, prevSet bool
+	switchAt          int64 // unix ns
+	switchTimer       *time.Timer
+	configured        bool
+	running           bool
 }
 
 type task struct {
@@ -197,6 +201,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.bg.Wait() // 3.
 
 	e.mu.Lock()
+	if e.switchTimer != nil {
+		e.switchTimer.Stop()
+	}
 	for _, j := range e.jobs {
 		j.client.close()
 	}
@@ -209,15 +216,31 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 	if t.removed.Load() {
 		return 0
 	}
+	if u := t.until.Load(); u != 0 && due >= u {
+		// Ownership moved to another member from this instant on (see
+		// SetOwner); the new owner scrapes this very due time. No staleness
+		// markers: the series go on from there.
+		e.retireMoved(t)
+		return 0
+	}
+	if f := t.from.Load(); due < f {
+		// Gained at a hand-over instant still ahead: the previous owner
+		// scrapes this due time.
+		return e.nextFire(t, due, now)
+	}
 	e.m.lateness.Observe(float64(now-due) / 1e9)
 	select {
 	case e.work <- task{t, due}:
 	default:
 		e.m.skippedQueue.Inc()
 	}
-	// Re-arm on the target's grid. After a stall (GC, suspend, overload)
-	// skip the instants already missed instead of firing them back to back:
-	// a burst of catch-up scrapes would only be skipped as in_flight.
+	return e.nextFire(t, due, now)
+}
+
+// nextFire re-arms t on its grid. After a stall (GC, suspend, overload) it
+// skips the instants already missed instead of firing them back to back: a
+// burst of catch-up scrapes would only be skipped as in_flight.
+func (e *Engine) nextFire(t *target, due, now int64) int64 {
 	iv := int64(t.interval)
 	next := due + iv
 	if next <= now {
@@ -328,13 +351,53 @@ func (e *Engine) SyncTargets(jobName string, groups []*targetgroup.Group) {
 	}
 }
 
-// SetOwner installs the ownership predicate (nil: own everything) and
-// re-evaluates every target. Targets that move away get no staleness
-// markers: their series go on from the new owner (DESIGN invariant 3).
-func (e *Engine) SetOwner(o Owner) {
+// SetOwner installs the ownership predicate (nil: own everything) from the
+// instant at on, and re-evaluates every target. Scrapes due before at stay
+// with the previous predicate, scrapes due at or after at follow o: every
+// member of a pool that receives the same (o, at) — coord/ derives both from
+// ZooKeeper — hands each target over between two consecutive due instants,
+// so a hand-over neither doubles nor skips a scrape as long as the call
+// arrives before at (DESIGN invariant 2). A zero or past at switches now.
+//
+// Targets that move away get no staleness markers: their series go on from
+// the new owner (DESIGN invariant 3). A call while an earlier switch is
+// still ahead replaces it: the predicate in force now becomes the previous
+// one.
+func (e *Engine) SetOwner(o Owner, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := time.Now().UnixNano()
+	if e.ownerSet && now < e.switchAt {
+		// Still before the pending switch: what is in force now is prev.
+	} else {
+		e.prev, e.prevSet = e.owner, e.ownerSet
+	}
 	e.owner, e.ownerSet = o, true
+	e.switchAt = at.UnixNano()
+	if at.IsZero() || e.switchAt <= now {
+		e.switchAt = now
+		e.prev, e.prevSet = o, true
+	}
+	if e.switchTimer != nil {
+		e.switchTimer.Stop()
+		e.switchTimer = nil
+	}
+	if e.switchAt+int64(switchLag) > now {
+		// Once the switch has passed, targets that moved away are
+		// dropped from the books (the wheel stopped scraping them at
+		// their first due instant after at).
+		e.switchTimer = time.AfterFunc(time.Duration(e.switchAt+int64(switchLag)-now), e.resync)
+	}
+	e.resyncLocked()
+}
+
+func (e *Engine) resync() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resyncLocked()
+}
+
+func (e *Engine) resyncLocked() {
 	for _, j := range e.jobs {
 		if j.client != nil {
 			e.syncJob(j, nil)
@@ -342,12 +405,27 @@ func (e *Engine) SetOwner(o Owner) {
 	}
 }
 
-// owns reports whether this member should scrape key. Caller holds e.mu.
-func (e *Engine) owns(key string) bool {
-	if e.cfg.RequireOwner && !e.ownerSet {
+// switchLag is how long after a hand-over instant the targets that moved
+// away stay in the books. A due instant just before the switch may fire a
+// little after it (wheel lateness); until then the target must stay
+// scheduled, so a sync right after the switch must not retire it.
+const switchLag = time.Second
+
+// owns reports whether this member should scrape key before and after the
+// pending (or just passed) switch. Caller holds e.mu.
+func (e *Engine) owns(key string, now int64) (before, after bool) {
+	after = e.ownedBy(e.owner, e.ownerSet, key)
+	if now >= e.switchAt+int64(switchLag) {
+		return after, after
+	}
+	return e.ownedBy(e.prev, e.prevSet, key), after
+}
+
+func (e *Engine) ownedBy(o Owner, set bool, key string) bool {
+	if e.cfg.RequireOwner && !set {
 		return false
 	}
-	return e.owner == nil || e.owner.Owns(key)
+	return o == nil || o.Owns(key)
 }
 
 // syncJob recomputes j's targets from j.groups and the owner. pred holds a
@@ -369,18 +447,32 @@ func (e *Engine) syncJob(j *job, pred map[uint64]*target) {
 		j.forced.Store(&err)
 	}
 	now := time.Now()
+	nowNs := now.UnixNano()
 	next := make(map[uint64]*target, len(ts))
 	for _, t := range ts {
-		if !e.owns(t.key) {
+		before, after := e.owns(t.key, nowNs)
+		if !before && !after {
 			continue
 		}
+		// The part of the timeline this member scrapes: [from, until).
+		var from, until int64
+		if !before && after {
+			from = e.switchAt
+		}
+		if before && !after {
+			until = e.switchAt
+		}
 		if old := j.targets[t.id]; old != nil {
+			old.from.Store(from)
+			old.until.Store(until)
 			next[t.id] = old
 			continue
 		}
 		if _, dup := next[t.id]; dup {
 			continue
 		}
+		t.from.Store(from)
+		t.until.Store(until)
 		if p := pred[t.id]; p != nil {
 			t.adopt(p)
 			delete(pred, t.id)
@@ -388,6 +480,9 @@ func (e *Engine) syncJob(j *job, pred map[uint64]*target) {
 		t.gen = j.gen
 		next[t.id] = t
 		due := t.nextDue(now)
+		if from > nowNs {
+			due = t.nextDue(time.Unix(0, from))
+		}
 		t.statusMu.Lock()
 		t.nextScrape = due
 		t.statusMu.Unlock()
@@ -397,7 +492,8 @@ func (e *Engine) syncJob(j *job, pred map[uint64]*target) {
 		if next[id] == nil {
 			// Gone from discovery (staleness) or moved to another member
 			// (none: the new owner carries its series on).
-			e.retire(old, e.owns(old.key))
+			before, _ := e.owns(old.key, nowNs)
+			e.retire(old, before)
 		}
 	}
 	e.retireAll(pred, true)
@@ -419,6 +515,14 @@ func (t *target) adopt(p *target) {
 	p.statusMu.Lock()
 	t.health, t.lastErr, t.lastScrape, t.lastDuration, t.lastSamples = p.health, p.lastErr, p.lastScrape, p.lastDuration, p.lastSamples
 	p.statusMu.Unlock()
+}
+
+// retireMoved retires a target whose ownership moved away at a hand-over
+// instant, from the wheel goroutine: no staleness markers, and the books
+// (j.targets) are cleaned up by the resync that follows the switch.
+func (e *Engine) retireMoved(t *target) {
+	e.m.movedAway.Inc()
+	e.retire(t, false)
 }
 
 func (e *Engine) retireAll(ts map[uint64]*target, stale bool) {

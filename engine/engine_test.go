@@ -8,14 +8,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/value"
 	"go.uber.org/goleak"
 
 	"github.com/shoal-scraper/shoal/config"
@@ -404,7 +407,7 @@ func TestTargetRemovalStaleVsOwnershipMove(t *testing.T) {
 	e, s, _, tg := setup(t, "a 1\n", "")
 	scrapeOnce(t, e, s, tg)
 	// Moving to another member: no markers.
-	e.SetOwner(ownerFunc(func(string) bool { return false }))
+	e.SetOwner(ownerFunc(func(string) bool { return false }), time.Time{})
 	e.bg.Wait()
 	select {
 	case r := <-s.ch:
@@ -683,6 +686,109 @@ func TestRedirects(t *testing.T) {
 		}
 		if c.up == 1 {
 			r.mustFind(t, fmt.Sprintf(`{__name__="moved", instance="%s", job="j"}`, addr))
+		}
+	}
+}
+
+// TestHandOverAtInstant runs two engines over the same targets and swaps
+// ownership between them at one instant announced ahead, as coord/ does on
+// a join or a graceful leave: every due instant of every target must be
+// scraped exactly once across the two, and the hand-over writes no
+// staleness markers.
+func TestHandOverAtInstant(t *testing.T) {
+	const n = 16
+	var addrs []string
+	for range n {
+		addrs = append(addrs, newExporter(t, "a 1\n").addr())
+	}
+	cfg := mustConfig(t, `
+scrape_configs:
+- job_name: j
+  scrape_interval: 200ms
+  scrape_timeout: 150ms
+`)
+	even := func(key string) bool { return xxhash.Sum64String(key)%2 == 0 }
+	sinks := [2]*recSink{newRecSink(), newRecSink()}
+	var engines [2]*Engine
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range engines {
+		e, err := New(Config{Workers: 8, RequireOwner: true}, sinks[i], prometheus.NewRegistry(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines[i] = e
+		if err := e.ApplyConfig(cfg); err != nil {
+			t.Fatal(err)
+		}
+		e.SyncTargets("j", groups(addrs...))
+		mine := i == 0
+		e.SetOwner(ownerFunc(func(k string) bool { return even(k) == mine }), time.Time{})
+		wg.Go(func() { _ = e.Run(ctx) })
+	}
+	// Announce the swap 500ms ahead, one engine after the other (as two
+	// members learn of a ZooKeeper event at slightly different times).
+	time.Sleep(300 * time.Millisecond) // let a few scrapes happen first; not synchronisation
+	at := time.Now().Add(500 * time.Millisecond)
+	for i, e := range engines {
+		mine := i == 1
+		e.SetOwner(ownerFunc(func(k string) bool { return even(k) == mine }), at)
+		time.Sleep(150 * time.Millisecond) // the other member learns later: not synchronisation
+	}
+	// Wait until every target has been scraped twice after the swap.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after := map[string]int{}
+		for _, s := range sinks {
+			s.mu.Lock()
+			for _, r := range s.scrapes {
+				if r.t > at.UnixMilli() {
+					after[r.key]++
+				}
+			}
+			s.mu.Unlock()
+		}
+		done := len(after) == n
+		for _, c := range after {
+			done = done && c >= 2
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("targets not scraped twice after the hand-over within 10s: %v", after)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+
+	byKey := map[string][]int64{}
+	for i, s := range sinks {
+		for _, r := range s.scrapes {
+			byKey[r.key] = append(byKey[r.key], r.t)
+			for _, smp := range r.samples {
+				if value.IsStaleNaN(smp.v) {
+					t.Errorf("engine %d wrote a staleness marker for %s at %d", i, smp.series, smp.t)
+				}
+			}
+		}
+	}
+	if len(byKey) != n {
+		t.Fatalf("%d targets scraped, want %d", len(byKey), n)
+	}
+	for key, ts := range byKey {
+		slices.Sort(ts)
+		for k := 1; k < len(ts); k++ {
+			// Timestamps snap to the due instant only within a small
+			// tolerance (a loaded machine starts scrapes late): compare
+			// in whole intervals.
+			if d := ts[k] - ts[k-1]; d < 100 || d > 300 {
+				t.Errorf("%s: scrapes at %d and %d: %dms apart, want one interval of 200 (a double or a gap at the hand-over %d)", key, ts[k-1], ts[k], d, at.UnixMilli())
+			}
+		}
+		if ts[0] > at.UnixMilli() || ts[len(ts)-1] < at.UnixMilli() {
+			t.Errorf("%s: scrapes %d..%d do not span the hand-over at %d", key, ts[0], ts[len(ts)-1], at.UnixMilli())
 		}
 	}
 }

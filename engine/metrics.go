@@ -17,6 +17,7 @@ type metrics struct {
 	skipped     *prometheus.CounterVec
 	sinkErrors  prometheus.Counter
 	sinkDropped prometheus.Counter
+	movedAway   prometheus.Counter
 
 	skippedQueue    prometheus.Counter
 	skippedInFlight prometheus.Counter
@@ -75,10 +76,14 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 			Name: "shoal_sink_dropped_samples_total",
 			Help: "Samples lost because the sink refused their scrape.",
 		}),
+		movedAway: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_targets_handed_over_total",
+			Help: "Targets this member stopped scraping at an ownership hand-over instant because another member owns them from then on.",
+		}),
 	}
 	m.skippedQueue = m.skipped.WithLabelValues("queue_full")
 	m.skippedInFlight = m.skipped.WithLabelValues("in_flight")
-	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, &targetsCollector{e}} {
+	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, m.movedAway, &targetsCollector{e}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -42,6 +42,9 @@ type target struct {
 	// removed is set when the target leaves the active set; the wheel drops
 	// it at its next fire and workers skip it.
 	removed atomic.Bool
+	// from and until (unix ns, 0: unbounded) bound the due instants this
+	// member scrapes, around an ownership hand-over (Engine.SetOwner).
+	from, until atomic.Int64
 
 	scrapeMu sync.Mutex
 	// dead: the target was retired; nothing may be written for it any more.
