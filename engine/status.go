@@ -40,3 +40,20 @@ type JobStatus struct {
 	Error   string
 	Targets []TargetStatus
 }
+
+// Owned returns how many targets this member owns now, over all jobs: not
+// counting targets it gains or loses at a hand-over instant still ahead.
+func (e *Engine) Owned() int {
+	now := time.Now().UnixNano()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, j := range e.jobs {
+		for _, t := range j.targets {
+			if f, u := t.from.Load(), t.until.Load(); f <= now && (u == 0 || now < u) {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -23,7 +23,10 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: shoal <command> [flags]
 
 commands:
-  run            scrape the jobs of a configuration file (standalone mode)
+  run            scrape the jobs of a configuration file (standalone mode), or with
+                 --zookeeper.servers join a pool and scrape its share of ZooKeeper's jobs
+  jobs           put, get, ls, rm the jobs stored in ZooKeeper
+  members        list the pool's members and the targets each owns
   tail           print the samples of shoal's Kafka records as they arrive
   check config   validate configuration files and list every error
   version        print the version
@@ -40,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "jobs":
+		return cmdJobs(args[1:], stdout, stderr)
+	case "members":
+		return cmdMembers(args[1:], stdout, stderr)
 	case "tail":
 		return cmdTail(args[1:], stdout, stderr)
 	case "check":

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/coord"
 	"github.com/shoal-scraper/shoal/discovery"
 	"github.com/shoal-scraper/shoal/engine"
 	"github.com/shoal-scraper/shoal/produce"
@@ -35,6 +36,9 @@ type runFlags struct {
 	logFormat      string
 	workers        int
 	memberID       string
+	advertise      string
+	handoverDelay  time.Duration
+	zk             zkFlags
 	kafka          kafkaSinkFlags
 }
 
@@ -46,7 +50,10 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	fs.StringVar(&f.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	fs.IntVar(&f.workers, "scrape.workers", 0, "Concurrent scrapes (0: the engine's default, 512).")
-	fs.StringVar(&f.memberID, "cluster.member-id", "", "This process's member ID, stable for its run: the member header of Kafka records (default: hostname:web-port).")
+	fs.StringVar(&f.memberID, "cluster.member-id", "", "This member's ID: its ZooKeeper node and the member header of Kafka records. Keep it stable across restarts: a restarted member takes its own ring slot, and its targets, back (default: hostname:web-port).")
+	fs.StringVar(&f.advertise, "cluster.advertise-address", "", "host:port where peers and `shoal members` reach this member's web server (default: --web.listen-address, with the hostname if it has no host).")
+	fs.DurationVar(&f.handoverDelay, "cluster.handover-delay", 2*time.Second, "How far ahead a join or a graceful leave is announced; every member switches ownership at that instant. Must exceed ZooKeeper's notification delay plus GC pauses.")
+	f.zk.register(fs)
 	f.kafka.RegisterFlags(fs)
 }
 
@@ -98,19 +105,48 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 2
 	}
-	cfg, err := config.Load(f.configFile)
-	if err != nil {
-		fmt.Fprintf(stderr, "shoal: loading %s:\n%v\n", f.configFile, err)
-		return 1
+	cluster := f.zk.servers != ""
+	var (
+		cfg       *config.Config
+		zkServers []string
+	)
+	if cluster {
+		explicit := false
+		fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config.file" })
+		g, err := clusterGlobal(f.configFile, explicit)
+		if err != nil {
+			fmt.Fprintf(stderr, "shoal: loading %s:\n%v\n", f.configFile, err)
+			return 1
+		}
+		cfg = &config.Config{Global: g}
+		if zkServers, err = f.zk.list(); err != nil {
+			fmt.Fprintln(stderr, "shoal:", err)
+			return 2
+		}
+	} else {
+		cfg, err = config.Load(f.configFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "shoal: loading %s:\n%v\n", f.configFile, err)
+			return 1
+		}
 	}
 
 	if f.memberID == "" {
 		id, err := defaultMemberID(f.listen)
-		if err != nil && f.sink == "kafka" { // only the Kafka sink needs it yet
+		if err != nil && (f.sink == "kafka" || cluster) {
 			fmt.Fprintln(stderr, "shoal:", err)
 			return 2
 		}
 		f.memberID = id
+	}
+	if cluster {
+		if err := coord.ValidMemberID(f.memberID); err != nil {
+			fmt.Fprintln(stderr, "shoal: --cluster.member-id:", err)
+			return 2
+		}
+		if f.advertise == "" {
+			f.advertise = advertiseAddress(f.listen)
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -164,7 +200,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	eng, err := engine.New(engine.Config{Workers: f.workers, Version: getVersion()}, sink, reg, logger)
+	eng, err := engine.New(engine.Config{Workers: f.workers, Version: getVersion(), RequireOwner: cluster}, sink, reg, logger)
 	if err != nil {
 		closeSink()
 		fmt.Fprintln(stderr, "shoal:", err)
@@ -176,7 +212,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
-	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion()}, eng, reg, logger)
+	var (
+		src web.TargetSource = eng
+		co  *coord.Coordinator
+	)
+	if cluster {
+		h := &clusterHandler{eng: eng, disc: disc, log: logger}
+		src = h
+		co, err = coord.New(coord.Config{
+			Servers: zkServers, Root: f.zk.root, SessionTimeout: f.zk.sessionTimeout,
+			MemberID: f.memberID, Address: f.advertise, Version: getVersion(),
+			HandoverDelay: f.handoverDelay, Global: cfg.Global,
+		}, h, reg, logger)
+		if err != nil {
+			closeSink()
+			fmt.Fprintln(stderr, "shoal:", err)
+			return 2
+		}
+	}
+	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion()}, src, reg, logger)
+	if cluster {
+		web.RegisterCluster(srv, co, eng)
+	}
 
 	apply := func(c *config.Config) {
 		if err := eng.ApplyConfig(c); err != nil {
@@ -184,7 +241,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		disc.ApplyConfig(c.ScrapeConfigs)
 	}
-	apply(cfg)
+	if !cluster {
+		apply(cfg)
+	}
 	reloadOK.Set(1)
 	reloadTime.SetToCurrentTime()
 	lastSum := fileSum(f.configFile)
@@ -198,12 +257,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	webErr := make(chan error, 1)
 	go func() { webErr <- srv.Run(webCtx) }()
 
+	// Discovery and the engine stop after the coordinator has left the
+	// pool (it keeps ownership until its announced leave instant, and the
+	// engine must scrape until then), so they get their own context.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
 	var wg sync.WaitGroup
-	wg.Go(func() { disc.Run(ctx) })
+	wg.Go(func() { disc.Run(runCtx) })
 	engDone := make(chan struct{})
-	go func() { _ = eng.Run(ctx); close(engDone) }()
+	go func() { _ = eng.Run(runCtx); close(engDone) }()
+	var coordDone chan error
+	if cluster {
+		coordDone = make(chan error, 1)
+		go func() { coordDone <- co.Run(ctx) }()
+	}
 
 	reload := func(why string) {
+		if cluster {
+			logger.Warn("in cluster mode the configuration file only gives the global section, read at start: restart to change it; jobs change with shoal jobs put", "trigger", why)
+			return
+		}
 		c, err := config.Load(f.configFile)
 		if err != nil {
 			reloadOK.Set(0)
@@ -227,13 +300,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer t.Stop()
 		poll = t.C
 	}
-	logger.Info("shoal started", "version", getVersion(), "config", f.configFile, "jobs", len(cfg.ScrapeConfigs), "web", f.listen, "sink", f.sink, "member", f.memberID)
+	if cluster {
+		logger.Info("shoal started in cluster mode", "version", getVersion(), "zookeeper", f.zk.servers, "root", f.zk.root, "web", f.listen, "advertise", f.advertise, "sink", f.sink, "member", f.memberID)
+	} else {
+		logger.Info("shoal started", "version", getVersion(), "config", f.configFile, "jobs", len(cfg.ScrapeConfigs), "web", f.listen, "sink", f.sink, "member", f.memberID)
+	}
 
 	code := 0
 loop:
 	for {
 		select {
 		case <-ctx.Done():
+			break loop
+		case err := <-coordDone:
+			logger.Error("cluster coordination failed", "err", err)
+			code = 1
+			coordDone = nil
+			stop()
 			break loop
 		case err := <-webErr:
 			logger.Error("web server failed", "err", err)
@@ -258,6 +341,15 @@ loop:
 	// reports and counts what it could not); 4. the web server stops last,
 	// so /metrics shows the sink's final counts until the end.
 	logger.Info("shutting down")
+	if coordDone != nil {
+		// Leaves the pool: announces the leave, keeps scraping until the
+		// announced instant, deletes the member node.
+		stop()
+		if err := <-coordDone; err != nil {
+			logger.Error("cluster coordination", "err", err)
+		}
+	}
+	stopRun()
 	wg.Wait()
 	<-engDone
 	closeSink()
@@ -277,6 +369,21 @@ func webErrOrNil(ch chan error, code int) <-chan error {
 		return c
 	}
 	return ch
+}
+
+// advertiseAddress is the listen address with the hostname filled in when
+// it names no host.
+func advertiseAddress(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // fileSum hashes a file's content; nil if unreadable (a reload then reports
