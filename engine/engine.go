@@ -139,6 +139,10 @@ type job struct {
 	forced  atomic.Pointer[error]
 	groups  []*targetgroup.Group
 	targets map[uint64]*target // owned targets, by id
+	// cands are templates of every target discovered for the job (owned
+	// or not), computed from groups once per change of groups; nil when
+	// groups changed since.
+	cands []*target
 	m       jobMetrics
 }
 
@@ -346,6 +350,7 @@ func (e *Engine) SyncTargets(jobName string, groups []*targetgroup.Group) {
 		return
 	}
 	j.groups = groups
+	j.cands = nil
 	if j.client != nil {
 		e.syncJob(j, nil)
 	}
@@ -432,10 +437,17 @@ func (e *Engine) ownedBy(o Owner, set bool, key string) bool {
 // replaced job's targets: survivors hand their state to their successor.
 // Caller holds e.mu.
 func (e *Engine) syncJob(j *job, pred map[uint64]*target) {
-	ts, errs := targetsFromGroups(j, j.groups)
-	for _, err := range errs {
-		e.log.Warn("dropping invalid target", "job", j.cfg.JobName, "err", err)
+	if j.cands == nil {
+		ts, errs := targetsFromGroups(j, j.groups)
+		for _, err := range errs {
+			e.log.Warn("dropping invalid target", "job", j.cfg.JobName, "err", err)
+		}
+		if ts == nil {
+			ts = []*target{}
+		}
+		j.cands = ts
 	}
+	ts := j.cands
 	j.err = ""
 	j.forced.Store(nil)
 	if limit := j.cfg.TargetLimit; limit > 0 && uint(len(ts)) > limit {
@@ -471,6 +483,7 @@ func (e *Engine) syncJob(j *job, pred map[uint64]*target) {
 		if _, dup := next[t.id]; dup {
 			continue
 		}
+		t = t.fresh()
 		t.from.Store(from)
 		t.until.Store(until)
 		if p := pred[t.id]; p != nil {

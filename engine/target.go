@@ -251,6 +251,26 @@ func newTarget(j *job, lb *labels.Builder, tLabels, gLabels model.LabelSet) (*ta
 	}, nil
 }
 
+// fresh returns a new target with t's identity (everything newTarget
+// computes) and no state: the job keeps one template per discovered target
+// and builds the live target from it when it becomes owned, so an
+// ownership change costs a ring lookup per target, not a relabeling.
+func (t *target) fresh() *target {
+	return &target{
+		job:      t.job,
+		key:      t.key,
+		instance: t.instance,
+		id:       t.id,
+		labels:   t.labels,
+		disc:     t.disc,
+		url:      t.url,
+		interval: t.interval,
+		timeout:  t.timeout,
+		offset:   t.offset,
+		health:   HealthUnknown,
+	}
+}
+
 // phase is the target's offset within its interval: a pure function of the
 // key, so every member that owns the target scrapes it at the same instants
 // (DESIGN invariant 2). No per-member seed: a hand-over must not shift the
