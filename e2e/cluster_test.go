@@ -427,4 +427,3 @@ func TestClusterEnsembleLeaderLoss(t *testing.T) {
 		t.Errorf("shoal members: %v\n%s", err, out)
 	}
 }
-

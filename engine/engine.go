@@ -143,7 +143,7 @@ type job struct {
 	// or not), computed from groups once per change of groups; nil when
 	// groups changed since.
 	cands []*target
-	m       jobMetrics
+	m     jobMetrics
 }
 
 func (j *job) forcedErr() error {
