@@ -520,7 +520,10 @@ func (c *Coordinator) register() error {
 		if c.waitingID {
 			return nil
 		}
-		now := time.Now()
+		// Instants travel as Unix milliseconds: use exactly what peers
+		// will read, or this member and they would disagree on a due
+		// instant that falls within the truncated part of a millisecond.
+		now := time.Now().Truncate(time.Millisecond)
 		since := now.Add(c.cfg.HandoverDelay)
 		if !c.othersActive(now) {
 			since = now // nobody to take targets from
@@ -732,7 +735,7 @@ func (c *Coordinator) leave() {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := time.Now().Truncate(time.Millisecond) // see register
 	me.Leaving = now.Add(c.cfg.HandoverDelay)
 	if !c.othersActive(now) || c.suspended {
 		me.Leaving = now

@@ -238,7 +238,7 @@ func TestCluster(t *testing.T) {
 		owner := map[string]string{}
 		for id, m := range p.members {
 			for _, s := range m.all() {
-				if s.name == "up" && s.labels["job"] == "main" {
+				if s.name == "up" && s.labels["job"] == "main" && s.ts >= from.UnixMilli() {
 					if o, ok := owner[s.labels["instance"]]; ok && o != id {
 						t.Errorf("target %s scraped by %s and %s", s.labels["instance"], o, id)
 						return
@@ -296,14 +296,16 @@ func TestCluster(t *testing.T) {
 					return false, id + " does not report it"
 				}
 				var tj struct {
-					Jobs []struct{ Name, Error string }
+					Data struct {
+						Jobs []struct{ Name, Error string }
+					}
 				}
 				code, body, err := m.get("/targets?format=json")
 				if err != nil || code != 200 || json.Unmarshal([]byte(body), &tj) != nil {
 					return false, fmt.Sprintf("%s /targets: %d %v", id, code, err)
 				}
 				found := false
-				for _, j := range tj.Jobs {
+				for _, j := range tj.Data.Jobs {
 					found = found || (j.Name == "broken" && strings.Contains(j.Error, "sometimes"))
 				}
 				if !found {
@@ -342,7 +344,9 @@ func TestCluster(t *testing.T) {
 			p.waitSettled(len(exps))
 		}
 		time.Sleep(2 * clusterInterval) // observation window after the last hand-over
-		checkScrapes(t, "rolling restart", exps, from, time.Now(), 5*clusterInterval/2)
+		// The issue allows one missed scrape per target; the announced
+		// hand-over instant misses none.
+		checkScrapes(t, "rolling restart", exps, from, time.Now(), 3*clusterInterval/2)
 		p.noStaleMarkers("main")
 		for id, m := range p.members {
 			v, _ := m.view()
