@@ -2,11 +2,14 @@ package coord
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/shoal-scraper/shoal/ring"
 )
@@ -218,3 +221,17 @@ func (s *State) claim(self string) (slot int, exists bool) {
 // sameSlots reports whether two rings have the same slots and members (and
 // so the same owner for every key).
 func sameSlots(a, b []string) bool { return slices.Equal(a, b) }
+
+// RegisterForTest writes a member node as a member would, without running
+// one: for benchmarks that simulate peers. The slot node must not exist or
+// be free.
+func RegisterForTest(conn *zk.Conn, root, id string, m Member) error {
+	p := paths{members: root + "/members", slots: root + "/slots", jobs: root + "/jobs"}
+	si := slotInfo{Member: id, Created: m.Since}
+	_, err := conn.Create(p.slot(m.Slot), si.encode(), 0, zk.WorldACL(zk.PermAll))
+	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return err
+	}
+	_, err = conn.Create(p.member(id), m.encode(), zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+	return err
+}

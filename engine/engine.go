@@ -550,6 +550,14 @@ func (e *Engine) retireAll(ts map[uint64]*target, stale bool) {
 // slow target.
 func (e *Engine) retire(t *target, stale bool) {
 	t.removed.Store(true)
+	if !stale && t.scrapeMu.TryLock() {
+		// Nothing to write and no scrape in flight: done here, without a
+		// goroutine (a rebalance retires thousands of targets at once).
+		t.dead = true
+		t.cache = nil
+		t.scrapeMu.Unlock()
+		return
+	}
 	e.bg.Go(func() {
 		t.scrapeMu.Lock()
 		defer t.scrapeMu.Unlock()
