@@ -14,7 +14,12 @@
 #                                        data and variables, for a test that takes it away mid-run
 #   scripts/testenv.sh start-service SERVICE
 #                                        start it again after stop-service: same ports, same data
-#                                        (services with a SERVICE_restart function: kafka)
+#                                        (services with a SERVICE_restart function: kafka,
+#                                        zookeeper, zookeeper_ensemble)
+#   scripts/testenv.sh stop-process SERVICE PROC
+#   scripts/testenv.sh start-process SERVICE PROC
+#                                        the same for one process of a service (one node of
+#                                        zookeeper_ensemble; services with SERVICE_start_process)
 #   scripts/testenv.sh status            one line per started process
 #   scripts/testenv.sh list              the known services
 #
@@ -31,8 +36,9 @@
 # with set_env (set -e is off inside SERVICE_start, which runs in an `if`: end each step
 # with `|| return 1`); optionally SERVICE_check (is a running instance still healthy?)
 # so that a second `up` reuses it, and SERVICE_restart (start again with the ports,
-# data and variables of the last SERVICE_start) for start-service. Then add SERVICE to
-# SERVICES.
+# data and variables of the last SERVICE_start) for start-service, and
+# SERVICE_start_process PROC (the same for one process) for start-process. Then add
+# SERVICE to SERVICES.
 #
 # Environment: TESTENV_DIR (default REPO/.testenv), TESTENV_START_TIMEOUT (seconds a
 # service may take to answer, default 60).
@@ -48,7 +54,7 @@ DATADIR=$TESTENV_DIR/data
 ENVFILE=$TESTENV_DIR/env
 
 # Every known service, in start order.
-SERVICES=(node_exporter kafka)
+SERVICES=(node_exporter kafka zookeeper zookeeper_ensemble)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -218,6 +224,197 @@ kafka_ready() {
 	# Correlation id 42, and a broker count of at least one.
 	((b[4] == 0 && b[5] == 0 && b[6] == 0 && b[7] == 42)) || return 1
 	((b[12] == 0 && b[13] == 0 && (b[14] > 0 || b[15] > 0)))
+}
+
+# zookeeper, zookeeper_ensemble: Apache ZooKeeper 3.8 from Debian, our own
+# servers (the package's service needs systemd). Debian's libzookeeper-java has
+# zookeeper.jar and the jars its manifest names; the `zookeeper` package adds
+# only scripts, /etc config and a GUI, and pulls a desktop JRE (305 packages
+# against 152). On the class path: zookeeper.jar (its manifest brings the rest)
+# and log4j 1.2 with its slf4j binding, both dependencies of the package, so
+# that the servers log (without them slf4j drops every line); nothing else from
+# /usr/share/java, where other jars break the server.
+# Both run with tickTime 500 ms so tests can use short sessions: the servers
+# accept session timeouts from 1 s (minSessionTimeout) to 60 s; data is synced
+# to the page cache, not to disk (forceSync=no: survives a killed process, not
+# a crashed machine); no limit on connections from one address (every test
+# connects from 127.0.0.1).
+#
+# zookeeper: one standalone server, fresh data at every `up`.
+#   SHOAL_TEST_ZOOKEEPER=127.0.0.1:PORT
+#   SHOAL_TEST_ZOOKEEPER_CTL=/abs/scripts/testenv.sh      a test stops and restarts
+#   SHOAL_TEST_ZOOKEEPER_TESTENV_DIR=/abs/.testenv          the server (same port and
+#       data, so sessions survive a restart shorter than their timeout) with
+#       TESTENV_DIR=$SHOAL_TEST_ZOOKEEPER_TESTENV_DIR $SHOAL_TEST_ZOOKEEPER_CTL stop-service zookeeper
+#       TESTENV_DIR=$SHOAL_TEST_ZOOKEEPER_TESTENV_DIR $SHOAL_TEST_ZOOKEEPER_CTL start-service zookeeper
+# zookeeper_ensemble: three servers, each with its own client, quorum and
+# election port and data; up once every one serves as leader or follower.
+#   SHOAL_TEST_ZOOKEEPER_ENSEMBLE=127.0.0.1:A,127.0.0.1:B,127.0.0.1:C
+#       node i (0-based) in this list has myid i+1 and is process zookeeper_ensemble-(i+1)
+#   SHOAL_TEST_ZOOKEEPER_ENSEMBLE_CTL, SHOAL_TEST_ZOOKEEPER_ENSEMBLE_TESTENV_DIR
+#       as above; a test stops one node and starts it again (same ports and data) with
+#       ... stop-process zookeeper_ensemble zookeeper_ensemble-2
+#       ... start-process zookeeper_ensemble zookeeper_ensemble-2
+#   The `srvr` four-letter command (send "srvr" on a client port, read to EOF)
+#   answers a line "Mode: leader" on the leader, "Mode: follower" on the others.
+# Package internal/zktest wraps all of this for Go tests.
+ZK_JAR=/usr/share/java/zookeeper.jar
+ZK_CP=$ZK_JAR:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
+ZK_TICK_MS=500
+
+zookeeper_packages() { zk_packages; }
+zookeeper_ensemble_packages() { zk_packages; }
+zk_packages() {
+	# libslf4j-java and liblog4j1.2-java come with it; named because the class path names their jars.
+	echo libzookeeper-java libslf4j-java liblog4j1.2-java
+	command -v "$JAVA" >/dev/null 2>&1 || echo openjdk-17-jre-headless
+}
+
+zookeeper_start() {
+	local port dir=$DATADIR/zookeeper
+	free_port port
+	rm -rf "$dir"
+	mkdir -p "$dir/data" || return 1
+	zk_write_config "$dir" "$port" || return 1
+	set_env SHOAL_TEST_ZOOKEEPER "127.0.0.1:$port"
+	set_env SHOAL_TEST_ZOOKEEPER_CTL "$REPO/scripts/testenv.sh"
+	set_env SHOAL_TEST_ZOOKEEPER_TESTENV_DIR "$TESTENV_DIR"
+	zk_launch zookeeper "$dir" || return 1
+	wait_for zookeeper zk_mode_is "$port" standalone
+}
+zookeeper_check() { zk_mode_is "$(zk_port "$DATADIR/zookeeper")" standalone; }
+
+# zookeeper_restart (start-service): the same port and data as before stop-service.
+zookeeper_restart() { zookeeper_start_process zookeeper; }
+zookeeper_start_process() {
+	local dir=$DATADIR/zookeeper
+	[[ $1 == zookeeper ]] || { log "zookeeper has one process, zookeeper; not $1"; return 1; }
+	[[ -f $dir/zoo.cfg ]] || { log "zookeeper was never started here (no $dir/zoo.cfg): run up first"; return 1; }
+	zk_launch zookeeper "$dir" || return 1
+	wait_for zookeeper zk_mode_is "$(zk_port "$dir")" standalone
+}
+
+ZK_ENSEMBLE_SIZE=3
+zookeeper_ensemble_start() {
+	local base=$DATADIR/zookeeper_ensemble n servers=() clients=() addrs=
+	rm -rf "$base"
+	for ((n = 1; n <= ZK_ENSEMBLE_SIZE; n++)); do
+		local client quorum election
+		free_port client
+		free_port quorum
+		free_port election
+		clients+=("$client")
+		servers+=("server.$n=127.0.0.1:$quorum:$election")
+		addrs+=${addrs:+,}127.0.0.1:$client
+	done
+	for ((n = 1; n <= ZK_ENSEMBLE_SIZE; n++)); do
+		mkdir -p "$base/$n/data" || return 1
+		echo "$n" >"$base/$n/data/myid" || return 1
+		zk_write_config "$base/$n" "${clients[n - 1]}" "${servers[@]}" || return 1
+	done
+	set_env SHOAL_TEST_ZOOKEEPER_ENSEMBLE "$addrs"
+	set_env SHOAL_TEST_ZOOKEEPER_ENSEMBLE_CTL "$REPO/scripts/testenv.sh"
+	set_env SHOAL_TEST_ZOOKEEPER_ENSEMBLE_TESTENV_DIR "$TESTENV_DIR"
+	zookeeper_ensemble_restart
+}
+
+# zookeeper_ensemble_restart (start-service, and the end of start): start every
+# node that does not run, all at once (no quorum forms until two run), then
+# wait until each serves.
+zookeeper_ensemble_restart() {
+	local base=$DATADIR/zookeeper_ensemble n
+	[[ -f $base/1/zoo.cfg ]] || { log "zookeeper_ensemble was never started here (no $base): run up first"; return 1; }
+	for ((n = 1; n <= ZK_ENSEMBLE_SIZE; n++)); do
+		pidfile_alive "$PIDDIR/$CUR_SVC/zookeeper_ensemble-$n.pid" && continue
+		zk_launch "zookeeper_ensemble-$n" "$base/$n" || return 1
+	done
+	for ((n = 1; n <= ZK_ENSEMBLE_SIZE; n++)); do
+		wait_for "zookeeper_ensemble-$n" zk_mode_is "$(zk_port "$base/$n")" leader follower || return 1
+	done
+}
+zookeeper_ensemble_start_process() {
+	local base=$DATADIR/zookeeper_ensemble n=${1#zookeeper_ensemble-}
+	[[ $1 == zookeeper_ensemble-* && -f $base/$n/zoo.cfg ]] || {
+		log "zookeeper_ensemble has no process $1 (have: zookeeper_ensemble-1 to -$ZK_ENSEMBLE_SIZE)"
+		return 1
+	}
+	zk_launch "$1" "$base/$n" || return 1
+	wait_for "$1" zk_mode_is "$(zk_port "$base/$n")" leader follower
+}
+
+# zookeeper_ensemble_check: every node serves, and exactly one of them leads.
+zookeeper_ensemble_check() {
+	local n mode leaders=0
+	for ((n = 1; n <= ZK_ENSEMBLE_SIZE; n++)); do
+		mode=$(zk_mode "$(zk_port "$DATADIR/zookeeper_ensemble/$n")") || return 1
+		case $mode in leader) ((++leaders)) ;; follower) ;; *) return 1 ;; esac
+	done
+	((leaders == 1))
+}
+
+# zk_write_config DIR CLIENT_PORT [server.N=... lines]: DIR/zoo.cfg with data in
+# DIR/data, and DIR/log4j.properties. forceSync, preAllocSize and snapCount
+# are system properties that zoo.cfg may set (QuorumPeerConfig passes unknown
+# keys on as zookeeper.KEY).
+zk_write_config() {
+	local dir=$1 port=$2
+	shift 2
+	{
+		cat <<-CFG
+			tickTime=$ZK_TICK_MS
+			minSessionTimeout=$((2 * ZK_TICK_MS))
+			maxSessionTimeout=60000
+			initLimit=20
+			syncLimit=10
+			dataDir=$dir/data
+			clientPort=$port
+			clientPortAddress=127.0.0.1
+			maxClientCnxns=0
+			admin.enableServer=false
+			4lw.commands.whitelist=ruok,stat,srvr
+			forceSync=no
+			preAllocSize=4096
+		CFG
+		if (($#)); then printf '%s\n' "$@"; fi
+	} >"$dir/zoo.cfg" || return 1
+	cat >"$dir/log4j.properties" <<-'LOG4J'
+		log4j.rootLogger=INFO, CONSOLE
+		log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+		log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+		log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+	LOG4J
+}
+
+# zk_launch PROC DIR: start a server on DIR/zoo.cfg. A small heap and the
+# serial collector with C1 only: four of these share two cores with Kafka and
+# the tests, and the tests need milliseconds, not throughput.
+zk_launch() {
+	[[ -f $ZK_JAR ]] || { log "$ZK_JAR is missing: is libzookeeper-java installed?"; return 1; }
+	spawn "$1" "$JAVA" -Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
+		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+		"-Dlog4j.configuration=file:$2/log4j.properties" -cp "$ZK_CP" \
+		org.apache.zookeeper.server.quorum.QuorumPeerMain "$2/zoo.cfg"
+}
+
+zk_port() { sed -n 's/^clientPort=//p' "$1/zoo.cfg"; }
+
+# zk_mode PORT: the Mode line of the `srvr` answer of 127.0.0.1:PORT
+# (standalone, leader, follower); fails while the server does not serve.
+zk_mode() {
+	local out
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	out=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1; printf srvr >&3; cat <&3' _ "$1" 2>/dev/null) || return 1
+	out=$(sed -n 's/^Mode: //p' <<<"$out")
+	[[ -n $out ]] && echo "$out"
+}
+
+# zk_mode_is PORT MODE...: the server on PORT serves in one of these modes.
+zk_mode_is() {
+	local mode m
+	mode=$(zk_mode "$1") || return 1
+	shift
+	for m; do [[ $mode == "$m" ]] && return 0; done
+	return 1
 }
 
 # ---------------------------------------------------------------------------
@@ -635,6 +832,52 @@ cmd_start_service() {
 	log "$svc up again in $((SECONDS - t0))s"
 }
 
+# cmd_stop_process SERVICE PROC: stop one process of a running service (TERM, then
+# KILL after 10 s), keeping its ports, data and variables. Its pid file stays, so
+# `status` shows it gone, start-service starts it again, and `up` sees the service
+# as broken and starts it afresh.
+cmd_stop_process() {
+	local svc=${1:-} proc=${2:-}
+	if ! is_service "$svc" || [[ -z $proc ]]; then die "usage: $0 stop-process SERVICE PROC (have: ${SERVICES[*]})"; fi
+	lock
+	local f=$PIDDIR/$svc/$proc.pid line
+	[[ -f $f ]] || die "$svc has no process $proc (have: $(proc_names "$svc"))"
+	line=$(cat "$f")
+	stop_pidfile "$f" || return 1
+	echo "$line" >"$f"
+}
+
+# cmd_start_process SERVICE PROC: after stop-process, start that process again on
+# the same ports with the same data, and wait until it serves; a no-op if it runs.
+# (services with a SERVICE_start_process function: zookeeper, zookeeper_ensemble)
+cmd_start_process() {
+	local svc=${1:-} proc=${2:-}
+	if ! is_service "$svc" || [[ -z $proc ]]; then die "usage: $0 start-process SERVICE PROC (have: ${SERVICES[*]})"; fi
+	declare -F "${svc}_start_process" >/dev/null || die "$svc cannot restart single processes (no ${svc}_start_process)"
+	lock
+	[[ -f $ENVDIR/$svc ]] || die "$svc is not up: run $0 up first"
+	CUR_SVC=$svc
+	if pidfile_alive "$PIDDIR/$svc/$proc.pid"; then
+		log "$svc/$proc already running"
+		return 0
+	fi
+	local t0=$SECONDS
+	LAST_PROC=$proc
+	if ! "${svc}_start_process" "$proc"; then
+		print_log_tail "$LAST_PROC"
+		die "$svc/$proc did not start again; logs in $LOGDIR"
+	fi
+	log "$svc/$proc up again in $((SECONDS - t0))s"
+}
+
+proc_names() {
+	local f names=()
+	shopt -s nullglob
+	for f in "$PIDDIR/$1"/*.pid; do names+=("$(basename "$f" .pid)"); done
+	shopt -u nullglob
+	echo "${names[*]:-none}"
+}
+
 cmd_env() {
 	[[ -f $ENVFILE ]] || return 0
 	local line
@@ -668,8 +911,10 @@ status) cmd_status ;;
 list) printf '%s\n' "${SERVICES[@]}" ;;
 stop-service) shift; cmd_stop_service "$@" ;;
 start-service) shift; cmd_start_service "$@" ;;
+stop-process) shift; cmd_stop_process "$@" ;;
+start-process) shift; cmd_start_process "$@" ;;
 *)
-	echo "usage: $0 up [SERVICE...] | down | run [SERVICE...] -- CMD... | env | status | list | stop-service SERVICE | start-service SERVICE" >&2
+	echo "usage: $0 up [SERVICE...] | down | run [SERVICE...] -- CMD... | env | status | list | stop-service SERVICE | start-service SERVICE | stop-process SERVICE PROC | start-process SERVICE PROC" >&2
 	exit 2
 	;;
 esac
