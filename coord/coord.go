@@ -87,10 +87,9 @@ type Coordinator struct {
 	h   Handler
 
 	// inbox: ZooKeeper events, handed over from the client's goroutine.
-	inMu    sync.Mutex
-	inbox   []zk.Event
-	wake    chan struct{}
-	dialErr error
+	inMu  sync.Mutex
+	inbox []zk.Event
+	wake  chan struct{}
 
 	// Run's state: touched by Run's goroutine only.
 	conn       *zk.Conn
