@@ -250,6 +250,22 @@ func TestCluster(t *testing.T) {
 		if len(owner) != len(exps) {
 			t.Errorf("%d targets seen at the sinks, want %d", len(owner), len(exps))
 		}
+		// The /cluster page lists every member with its own target count.
+		page := p.members["m1"].mustGet("/cluster")
+		for id := range p.members {
+			if !strings.Contains(page, ">"+id+"<") {
+				t.Errorf("/cluster does not list %s", id)
+			}
+		}
+		perMember := map[string]int{}
+		for _, id := range owner {
+			perMember[id]++
+		}
+		for id, n := range perMember {
+			if !strings.Contains(page, fmt.Sprintf("<td>%s</td><td><a href=", id)) || !strings.Contains(page, fmt.Sprintf("<td>%d</td>", n)) {
+				t.Errorf("/cluster does not show %s owning %d targets:\n%s", id, n, page)
+			}
+		}
 	})
 
 	t.Run("jobs put and rm reach every member within 1s", func(t *testing.T) {
