@@ -58,6 +58,10 @@ type DNSConfig struct {
 	// Timeout bounds one query to one server. Default 2s, miekg/dns's
 	// default and so Prometheus's.
 	Timeout time.Duration
+
+	// resolvPort replaces port 53 for resolv.conf's servers: tests point
+	// a resolv.conf at a dnsmasq on a free port.
+	resolvPort string
 }
 
 func (c DNSConfig) withDefaults() DNSConfig {
@@ -227,8 +231,12 @@ func (d *dnsDiscoverer) lookup(ctx context.Context, name string) (*dns.Msg, erro
 		if err != nil {
 			return nil, fmt.Errorf("could not load resolv.conf: %w", err)
 		}
+		port := conf.Port
+		if d.res.resolvPort != "" {
+			port = d.res.resolvPort
+		}
 		for _, s := range conf.Servers {
-			servers = append(servers, net.JoinHostPort(s, conf.Port))
+			servers = append(servers, net.JoinHostPort(s, port))
 		}
 		if len(servers) == 0 {
 			return nil, fmt.Errorf("no nameserver in %s", d.res.ResolvConf)
