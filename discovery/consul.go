@@ -77,6 +77,10 @@ type ConsulConfig struct {
 	// RetryInterval is the pause after a failed query. Default 15s, as
 	// in Prometheus.
 	RetryInterval time.Duration
+
+	// requestSlack is how much longer than WatchTimeout a request may
+	// take (default 15s, as Prometheus); tests shorten it.
+	requestSlack time.Duration
 }
 
 func (c ConsulConfig) withDefaults() ConsulConfig {
@@ -85,6 +89,9 @@ func (c ConsulConfig) withDefaults() ConsulConfig {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 15 * time.Second
+	}
+	if c.requestSlack <= 0 {
+		c.requestSlack = 15 * time.Second
 	}
 	return c
 }
@@ -135,6 +142,13 @@ func (d *consulDiscoverer) catalogMode() bool {
 }
 
 func (d *consulDiscoverer) run(ctx context.Context, p *provider) {
+	// Last, once every watch has returned: idle keep-alive connections
+	// hold goroutines of their own.
+	defer func() {
+		if d.client != nil {
+			d.client.CloseIdleConnections()
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Set up the client and learn the datacenter, retrying until both
@@ -183,7 +197,7 @@ func (d *consulDiscoverer) run(ctx context.Context, p *provider) {
 // the agent for its own.
 func (d *consulDiscoverer) setup(ctx context.Context) error {
 	if d.client == nil {
-		c, base, err := newConsulClient(d.cfg, d.opts.WatchTimeout)
+		c, base, err := newConsulClient(d.cfg, d.opts.WatchTimeout, d.opts.requestSlack)
 		if err != nil {
 			return err
 		}
@@ -210,7 +224,7 @@ func (d *consulDiscoverer) setup(ctx context.Context) error {
 
 // newConsulClient returns the HTTP client for cfg and the base URL of its
 // API. The client's timeout allows a whole blocking query.
-func newConsulClient(cfg *config.ConsulSDConfig, watch time.Duration) (*http.Client, url.URL, error) {
+func newConsulClient(cfg *config.ConsulSDConfig, watch, slack time.Duration) (*http.Client, url.URL, error) {
 	tlsCfg, err := cfg.TLSConfig.Build()
 	if err != nil {
 		return nil, url.URL{}, err
@@ -236,7 +250,7 @@ func newConsulClient(cfg *config.ConsulSDConfig, watch time.Duration) (*http.Cli
 			base.Scheme, base.Host = scheme, rest
 		}
 	}
-	c := &http.Client{Transport: tr, Timeout: watch + 15*time.Second}
+	c := &http.Client{Transport: tr, Timeout: watch + slack}
 	if !cfg.FollowRedirects {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
