@@ -35,6 +35,7 @@ type runFlags struct {
 	logFormat      string
 	workers        int
 	memberID       string
+	dnsServers     string
 	kafka          kafkaSinkFlags
 }
 
@@ -47,7 +48,23 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	fs.IntVar(&f.workers, "scrape.workers", 0, "Concurrent scrapes (0: the engine's default, 512).")
 	fs.StringVar(&f.memberID, "cluster.member-id", "", "This process's member ID, stable for its run: the member header of Kafka records (default: hostname:web-port).")
+	fs.StringVar(&f.dnsServers, "discovery.dns.servers", "", "DNS servers for dns_sd_configs, comma-separated host:port, asked in order; names are then looked up as written, with no search list (default: /etc/resolv.conf, re-read at every refresh).")
 	f.kafka.RegisterFlags(fs)
+}
+
+// dnsServers parses --discovery.dns.servers.
+func dnsServers(v string) ([]string, error) {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return nil, fmt.Errorf("--discovery.dns.servers: %q is not host:port", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // defaultMemberID is hostname:port, the port of the web listen address:
@@ -94,6 +111,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return 2
+	}
+	servers, err := dnsServers(f.dnsServers)
 	if err != nil {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 2
@@ -170,13 +192,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
-	disc, err := discovery.New(discovery.Config{}, logger, reg, eng.SyncTargets)
+	disc, err := discovery.New(discovery.Config{DNS: discovery.DNSConfig{Servers: servers}}, logger, reg, eng.SyncTargets)
 	if err != nil {
 		closeSink()
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
-	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion()}, eng, reg, logger)
+	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion(), Discovery: disc}, eng, reg, logger)
 
 	apply := func(c *config.Config) {
 		if err := eng.ApplyConfig(c); err != nil {
