@@ -30,7 +30,6 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -396,10 +395,4 @@ func (m *Manager) Status() map[string][]Status {
 		}
 	}
 	return out
-}
-
-// sortGroups orders groups by Source, so a provider's set compares equal
-// across refreshes that found the same thing.
-func sortGroups(gs []*targetgroup.Group) {
-	sort.SliceStable(gs, func(i, j int) bool { return gs[i].Source < gs[j].Source })
 }
