@@ -3,6 +3,7 @@ package discovery
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -523,4 +524,27 @@ scrape_configs:
 
 	apply(job("20s", false))
 	rec.waitFor(t, "c", "the file's target gone", hasAddrs("s:1", "10.0.0.1:8080"))
+}
+
+// TestConsulUnixSocket: server: unix:///path talks HTTP over the socket,
+// as Consul's Go client does.
+func TestConsulUnixSocket(t *testing.T) {
+	c := newFakeConsul(t, "")
+	c.set(web1)
+	sock := t.TempDir() + "/consul.sock"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := &http.Server{Handler: c.srv.Config.Handler}
+	go func() { _ = us.Serve(ln) }()
+	t.Cleanup(func() { _ = us.Close() })
+	_, rec, _, _ := startWith(t, consulConfig(), fmt.Sprintf(`
+scrape_configs:
+- job_name: c
+  consul_sd_configs:
+  - server: unix://%s
+    services: [web]
+`, sock))
+	rec.waitFor(t, "c", "the target over the socket", hasAddrs("10.0.0.1:8080"))
 }
