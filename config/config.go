@@ -38,6 +38,7 @@ package config
 import (
 	"bytes"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/units"
@@ -132,8 +133,10 @@ type ScrapeConfig struct {
 
 	// StaticConfigs groups have Source set to their index in the list, as
 	// Prometheus does, so each group has a stable identity in the job.
-	StaticConfigs []*targetgroup.Group `yaml:"static_configs,omitempty"`
-	FileSDConfigs []*FileSDConfig      `yaml:"file_sd_configs,omitempty"`
+	StaticConfigs   []*targetgroup.Group `yaml:"static_configs,omitempty"`
+	FileSDConfigs   []*FileSDConfig      `yaml:"file_sd_configs,omitempty"`
+	DNSSDConfigs    []*DNSSDConfig       `yaml:"dns_sd_configs,omitempty"`
+	ConsulSDConfigs []*ConsulSDConfig    `yaml:"consul_sd_configs,omitempty"`
 
 	// Relabel configs are validated with UTF-8 label names (Prometheus 3's
 	// default); their NameValidationScheme is set to model.UTF8Validation.
@@ -248,6 +251,92 @@ type FileSDConfig struct {
 // DefaultFileSDRefreshInterval is Prometheus's file_sd refresh interval: a
 // backstop for missed file-change notifications, not the main trigger.
 const DefaultFileSDRefreshInterval = 5 * time.Minute
+
+// DNSSDConfig is Prometheus's dns_sd_configs entry.
+type DNSSDConfig struct {
+	// Names are looked up each refresh; at least one, none empty.
+	Names []string `yaml:"names"`
+	// RefreshInterval defaults to 30s, as in Prometheus; it is positive.
+	RefreshInterval model.Duration `yaml:"refresh_interval"`
+	// Type is SRV (the default), A, AAAA, MX or NS, in any case.
+	Type string `yaml:"type"`
+	// Port is required (1-65535) for every type but SRV, which carries
+	// its own ports and ignores this one.
+	Port int `yaml:"port"`
+}
+
+// DefaultDNSSDRefreshInterval is Prometheus's dns_sd refresh interval.
+const DefaultDNSSDRefreshInterval = 30 * time.Second
+
+// QType is Type upper-cased: "SRV", "A", "AAAA", "MX" or "NS".
+func (c *DNSSDConfig) QType() string { return strings.ToUpper(c.Type) }
+
+// ConsulSDConfig is Prometheus's consul_sd_configs entry. The HTTP client
+// fields Prometheus inlines (basic_auth, authorization, bearer_token,
+// tls_config, follow_redirects, enable_http2) are supported; oauth2, proxies
+// and http_headers are not.
+type ConsulSDConfig struct {
+	// Server is host:port (default localhost:8500). An "http://" or
+	// "https://" prefix sets Scheme and "unix://" names a socket, as in
+	// Consul's Go client.
+	Server     string `yaml:"server"`
+	PathPrefix string `yaml:"path_prefix,omitempty"`
+	// Token is sent as X-Consul-Token.
+	Token string `yaml:"token,omitempty"`
+	// Datacenter, when empty, is asked of the agent (/v1/agent/self).
+	Datacenter string `yaml:"datacenter,omitempty"`
+	Namespace  string `yaml:"namespace,omitempty"` // Consul Enterprise
+	Partition  string `yaml:"partition,omitempty"` // Consul Enterprise
+	// TagSeparator joins a service's tags in __meta_consul_tags and
+	// surrounds them (default ",").
+	TagSeparator string `yaml:"tag_separator"`
+	Scheme       string `yaml:"scheme"` // http (default) or https
+	// Username and Password are basic auth, exclusive with BasicAuth.
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// AllowStale lets any Consul server answer (default true).
+	AllowStale bool `yaml:"allow_stale"`
+	// RefreshInterval (default 30s) is the least time between two
+	// queries of one watch: blocking queries return on change, and the
+	// next one waits for the next tick.
+	RefreshInterval model.Duration `yaml:"refresh_interval"`
+	// Services to watch; empty means every service in the catalog.
+	Services []string `yaml:"services,omitempty"`
+	// Tags an instance must all have (sent as tag= on health queries,
+	// and used to pick services from the catalog).
+	Tags []string `yaml:"tags,omitempty"`
+	// NodeMeta filters nodes by metadata (node-meta=key:value).
+	NodeMeta map[string]string `yaml:"node_meta,omitempty"`
+	// Filter is a catalog filter expression, HealthFilter a health one.
+	Filter       string `yaml:"filter,omitempty"`
+	HealthFilter string `yaml:"health_filter,omitempty"`
+
+	BasicAuth       *BasicAuth     `yaml:"basic_auth,omitempty"`
+	Authorization   *Authorization `yaml:"authorization,omitempty"`
+	BearerToken     string         `yaml:"bearer_token,omitempty"`
+	BearerTokenFile string         `yaml:"bearer_token_file,omitempty"`
+	TLSConfig       TLSConfig      `yaml:"tls_config,omitempty"`
+	// FollowRedirects and EnableHTTP2 default to true, as in Prometheus.
+	FollowRedirects bool `yaml:"follow_redirects"`
+	EnableHTTP2     bool `yaml:"enable_http2"`
+}
+
+// DefaultConsulSDConfig returns a consul_sd_configs entry with Prometheus's
+// defaults: what an empty entry parses to.
+func DefaultConsulSDConfig() ConsulSDConfig {
+	return ConsulSDConfig{
+		Server:          "localhost:8500", // the local agent, Consul's own default
+		TagSeparator:    ",",
+		Scheme:          "http",
+		AllowStale:      true, // stale reads are far cheaper; Prometheus's default
+		RefreshInterval: model.Duration(DefaultConsulSDRefreshInterval),
+		FollowRedirects: true,
+		EnableHTTP2:     true,
+	}
+}
+
+// DefaultConsulSDRefreshInterval is Prometheus's consul_sd refresh interval.
+const DefaultConsulSDRefreshInterval = 30 * time.Second
 
 // BasicAuth is HTTP basic authentication. Username and UsernameFile are
 // mutually exclusive, as are Password and PasswordFile.

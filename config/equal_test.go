@@ -31,7 +31,18 @@ func fullJob() *ScrapeConfig {
 		StaticConfigs: []*targetgroup.Group{{
 			Targets: []model.LabelSet{{model.AddressLabel: "a:1"}}, Labels: model.LabelSet{"l": "v"}, Source: "0",
 		}},
-		FileSDConfigs:        []*FileSDConfig{{Files: []string{"f.json"}, RefreshInterval: model.Duration(time.Minute)}},
+		FileSDConfigs: []*FileSDConfig{{Files: []string{"f.json"}, RefreshInterval: model.Duration(time.Minute)}},
+		DNSSDConfigs:  []*DNSSDConfig{{Names: []string{"n"}, RefreshInterval: model.Duration(time.Minute), Type: "A", Port: 9}},
+		ConsulSDConfigs: []*ConsulSDConfig{{
+			Server: "s:1", PathPrefix: "/p", Token: "t", Datacenter: "dc", Namespace: "ns", Partition: "pt", TagSeparator: ";",
+			Scheme: "https", Username: "u", Password: "pw", AllowStale: true, RefreshInterval: model.Duration(time.Minute),
+			Services: []string{"svc"}, Tags: []string{"tag"}, NodeMeta: map[string]string{"k": "v"}, Filter: "f", HealthFilter: "hf",
+			BasicAuth:     &BasicAuth{Username: "u", UsernameFile: "uf", Password: "p", PasswordFile: "pf"},
+			Authorization: &Authorization{Type: "Bearer", Credentials: "c", CredentialsFile: "cf"},
+			BearerToken:   "b", BearerTokenFile: "bf",
+			TLSConfig:       TLSConfig{CAFile: "ca", CertFile: "cert", KeyFile: "key", ServerName: "sn", InsecureSkipVerify: true, MinVersion: "TLS12"},
+			FollowRedirects: true, EnableHTTP2: true,
+		}},
 		RelabelConfigs:       []*relabel.Config{rc(relabel.Replace)},
 		MetricRelabelConfigs: []*relabel.Config{rc(relabel.Drop)},
 		SampleLimit:          1, LabelLimit: 2, LabelNameLengthLimit: 3, LabelValueLengthLimit: 4, BodySizeLimit: 5, TargetLimit: 6,
@@ -139,6 +150,8 @@ func mutate(v reflect.Value, grow bool) {
 		v.SetBool(!v.Bool())
 	case t.Kind() == reflect.Int64:
 		v.SetInt(v.Int() + int64(time.Second)) // Durations print in ms
+	case t.Kind() == reflect.Int:
+		v.SetInt(v.Int() + 1)
 	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
 		v.SetUint(v.Uint() + 1)
 	default:

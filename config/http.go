@@ -33,29 +33,45 @@ var tlsVersions = map[string]uint16{
 // Like Prometheus, the engine should not send the header on a redirect to
 // another host. AuthHeader is safe for concurrent use.
 func (c *ScrapeConfig) AuthHeader() (string, error) {
+	return authHeader(c.BasicAuth, c.Authorization, c.BearerToken, c.BearerTokenFile)
+}
+
+// AuthHeader returns the Authorization header for requests to Consul, as
+// [ScrapeConfig.AuthHeader] does; username and password count as
+// basic_auth, as in Prometheus. The token is not part of it: it goes in
+// X-Consul-Token.
+func (c *ConsulSDConfig) AuthHeader() (string, error) {
+	ba := c.BasicAuth
+	if ba == nil && (c.Username != "" || c.Password != "") {
+		ba = &BasicAuth{Username: c.Username, Password: c.Password}
+	}
+	return authHeader(ba, c.Authorization, c.BearerToken, c.BearerTokenFile)
+}
+
+func authHeader(ba *BasicAuth, a *Authorization, bearer, bearerFile string) (string, error) {
 	switch {
-	case c.BasicAuth != nil:
-		user, err := secret(c.BasicAuth.Username, c.BasicAuth.UsernameFile, "basic_auth username_file")
+	case ba != nil:
+		user, err := secret(ba.Username, ba.UsernameFile, "basic_auth username_file")
 		if err != nil {
 			return "", err
 		}
-		pass, err := secret(c.BasicAuth.Password, c.BasicAuth.PasswordFile, "basic_auth password_file")
+		pass, err := secret(ba.Password, ba.PasswordFile, "basic_auth password_file")
 		if err != nil {
 			return "", err
 		}
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)), nil
-	case c.Authorization != nil:
-		cred, err := secret(c.Authorization.Credentials, c.Authorization.CredentialsFile, "authorization credentials_file")
+	case a != nil:
+		cred, err := secret(a.Credentials, a.CredentialsFile, "authorization credentials_file")
 		if err != nil {
 			return "", err
 		}
-		typ := strings.TrimSpace(c.Authorization.Type)
+		typ := strings.TrimSpace(a.Type)
 		if typ == "" {
 			typ = "Bearer"
 		}
 		return typ + " " + cred, nil
-	case c.BearerToken != "" || c.BearerTokenFile != "":
-		tok, err := secret(c.BearerToken, c.BearerTokenFile, "bearer_token_file")
+	case bearer != "" || bearerFile != "":
+		tok, err := secret(bearer, bearerFile, "bearer_token_file")
 		if err != nil {
 			return "", err
 		}

@@ -351,6 +351,8 @@ func peekJobName(n *yaml.Node) (string, bool) {
 var (
 	scrapeConfigType = reflect.TypeFor[ScrapeConfig]()
 	fileSDType       = reflect.TypeFor[FileSDConfig]()
+	dnsSDType        = reflect.TypeFor[DNSSDConfig]()
+	consulSDType     = reflect.TypeFor[ConsulSDConfig]()
 	relabelType      = reflect.TypeFor[relabel.Config]()
 	groupType        = reflect.TypeFor[targetgroup.Group]()
 	base2BytesType   = reflect.TypeFor[units.Base2Bytes]()
@@ -365,6 +367,11 @@ func newElem(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(&sc)
 	case fileSDType:
 		return reflect.ValueOf(&FileSDConfig{RefreshInterval: model.Duration(DefaultFileSDRefreshInterval)})
+	case dnsSDType:
+		return reflect.ValueOf(&DNSSDConfig{RefreshInterval: model.Duration(DefaultDNSSDRefreshInterval), Type: "SRV"})
+	case consulSDType:
+		c := DefaultConsulSDConfig()
+		return reflect.ValueOf(&c)
 	case relabelType:
 		rc := relabel.DefaultRelabelConfig
 		return reflect.ValueOf(&rc)

@@ -389,7 +389,7 @@ func TestUnknownAndUnsupportedFields(t *testing.T) {
 		{"job unknown", job("    static_config: []"), 3, []string{`scrape_configs[0] (job "j"):`, `unknown field "static_config"; did you mean "static_configs"?`}},
 		{"job unknown before job_name", doc("scrape_configs:", "  - honour_labels: true", "    job_name: j"), 2, []string{`scrape_configs[0] (job "j"):`, `did you mean "honor_labels"?`}},
 		{"kubernetes_sd_configs", job("    kubernetes_sd_configs: [{role: pod}]"), 3, []string{`scrape_configs[0] (job "j"): field "kubernetes_sd_configs" is not supported by shoal`}},
-		{"consul_sd_configs", job("    consul_sd_configs: []"), 3, []string{`field "consul_sd_configs" is not supported by shoal`}},
+		{"eureka_sd_configs", job("    eureka_sd_configs: []"), 3, []string{`field "eureka_sd_configs" is not supported by shoal`, "dns_sd_configs and consul_sd_configs"}},
 		{"oauth2", job("    oauth2: {client_id: x}"), 3, []string{`field "oauth2" is not supported by shoal`}},
 		{"proxy_url", job("    proxy_url: http://p:3128"), 3, []string{`field "proxy_url" is not supported by shoal`}},
 		{"enable_compression", job("    enable_compression: true"), 3, []string{`field "enable_compression" is not supported by shoal`}},
@@ -677,7 +677,7 @@ func TestParseJob(t *testing.T) {
 		{"empty", "", 0, []string{"src: empty scrape config"}},
 		{"comment only", "# nothing\n", 0, []string{"empty scrape config"}},
 		{"no job_name", doc("scheme: https"), 1, []string{"src:1: scrape_config: job_name is empty"}},
-		{"unsupported", doc("job_name: x", "dns_sd_configs: []"), 2, []string{`src:2: job "x": field "dns_sd_configs" is not supported by shoal`}},
+		{"unsupported", doc("job_name: x", "http_sd_configs: []"), 2, []string{`src:2: job "x": field "http_sd_configs" is not supported by shoal`}},
 		{"timeout over own interval", doc("job_name: x", "scrape_interval: 1s", "scrape_timeout: 2s"), 3, []string{`job "x".scrape_timeout`}},
 		{"list", doc("- job_name: x"), 1, []string{"expected a mapping"}},
 		{"global section", doc("global: {}"), 1, []string{`unknown field "global"`}},
@@ -748,7 +748,8 @@ func TestErrorsSorted(t *testing.T) {
 func TestSchemaCoversStructs(t *testing.T) {
 	for _, typ := range []reflect.Type{
 		reflect.TypeFor[Config](), reflect.TypeFor[GlobalConfig](), reflect.TypeFor[ScrapeConfig](),
-		reflect.TypeFor[FileSDConfig](), reflect.TypeFor[BasicAuth](), reflect.TypeFor[Authorization](), reflect.TypeFor[TLSConfig](),
+		reflect.TypeFor[FileSDConfig](), reflect.TypeFor[DNSSDConfig](), reflect.TypeFor[ConsulSDConfig](),
+		reflect.TypeFor[BasicAuth](), reflect.TypeFor[Authorization](), reflect.TypeFor[TLSConfig](),
 	} {
 		for i := range typ.NumField() {
 			f := typ.Field(i)

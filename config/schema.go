@@ -15,10 +15,10 @@ import (
 // instead of "unknown field"; the lists follow Prometheus v0.315.0.
 
 // unsupportedSD are the service discovery mechanisms Prometheus v0.315.0
-// registers that shoal does not implement (it has static_configs and
-// file_sd_configs).
+// registers that shoal does not implement (it has static_configs,
+// file_sd_configs, dns_sd_configs and consul_sd_configs).
 var unsupportedSD = []string{
-	"aws", "azure", "consul", "digitalocean", "dns", "docker", "dockerswarm",
+	"aws", "azure", "digitalocean", "docker", "dockerswarm",
 	"ec2", "ecs", "elasticache", "eureka", "gce", "hetzner", "http", "ionos",
 	"kubernetes", "kuma", "lightsail", "linode", "marathon", "msk", "nerve",
 	"nomad", "oci", "openstack", "outscale", "ovhcloud", "puppetdb", "rds",
@@ -32,7 +32,7 @@ var unsupportedKeys = func() map[reflect.Type]map[string]string {
 		noRules  = "shoal evaluates no rules"
 		noTSDB   = "shoal stores nothing; it sends every scrape to Kafka"
 		noNative = "shoal does not scrape native histograms"
-		noProxy  = "shoal connects to targets directly"
+		noProxy  = "shoal connects directly, without a proxy"
 		onlyFile = "use the _file form"
 		names    = "shoal validates names as UTF-8, like Prometheus 3"
 	)
@@ -57,7 +57,7 @@ var unsupportedKeys = func() map[reflect.Type]map[string]string {
 		"http_headers":                       "",
 	}
 	for _, sd := range unsupportedSD {
-		scrape[sd+"_sd_configs"] = "shoal discovers targets with static_configs and file_sd_configs"
+		scrape[sd+"_sd_configs"] = "shoal discovers targets with static_configs, file_sd_configs, dns_sd_configs and consul_sd_configs"
 	}
 	return map[reflect.Type]map[string]string{
 		reflect.TypeFor[Config](): {
@@ -85,6 +85,14 @@ var unsupportedKeys = func() map[reflect.Type]map[string]string {
 			"extra_scrape_metrics":               "",
 		},
 		reflect.TypeFor[ScrapeConfig](): scrape,
+		reflect.TypeFor[ConsulSDConfig](): {
+			"oauth2":                 "",
+			"proxy_url":              noProxy,
+			"no_proxy":               noProxy,
+			"proxy_from_environment": noProxy,
+			"proxy_connect_header":   noProxy,
+			"http_headers":           "",
+		},
 		reflect.TypeFor[BasicAuth](): {
 			"username_ref": onlyFile,
 			"password_ref": onlyFile,
@@ -170,7 +178,8 @@ func unknownFieldHint(t reflect.Type, key string) string {
 func walkable(t reflect.Type) bool {
 	switch t {
 	case reflect.TypeFor[Config](), reflect.TypeFor[GlobalConfig](), reflect.TypeFor[ScrapeConfig](),
-		reflect.TypeFor[FileSDConfig](), reflect.TypeFor[BasicAuth](), reflect.TypeFor[Authorization](),
+		reflect.TypeFor[FileSDConfig](), reflect.TypeFor[DNSSDConfig](), reflect.TypeFor[ConsulSDConfig](),
+		reflect.TypeFor[BasicAuth](), reflect.TypeFor[Authorization](),
 		reflect.TypeFor[TLSConfig](), reflect.TypeFor[relabel.Config]():
 		return true
 	}

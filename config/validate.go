@@ -84,7 +84,8 @@ func (c *ScrapeConfig) SetDefaults(g GlobalConfig) error {
 }
 
 // SetDirectory joins relative file paths (bearer_token_file, basic_auth and
-// authorization files, tls_config files, file_sd_configs files) to dir, as
+// authorization files, tls_config files, file_sd_configs files, and the
+// same files of consul_sd_configs) to dir, as
 // Prometheus does with the config file's directory. Absolute paths and empty
 // fields are left alone. [Load] and [Parse] call it; [ParseJob] does not.
 func (c *ScrapeConfig) SetDirectory(dir string) {
@@ -108,6 +109,19 @@ func (c *ScrapeConfig) SetDirectory(dir string) {
 		for i := range sd.Files {
 			join(&sd.Files[i])
 		}
+	}
+	for _, sd := range c.ConsulSDConfigs {
+		join(&sd.BearerTokenFile)
+		if sd.BasicAuth != nil {
+			join(&sd.BasicAuth.UsernameFile)
+			join(&sd.BasicAuth.PasswordFile)
+		}
+		if sd.Authorization != nil {
+			join(&sd.Authorization.CredentialsFile)
+		}
+		join(&sd.TLSConfig.CAFile)
+		join(&sd.TLSConfig.CertFile)
+		join(&sd.TLSConfig.KeyFile)
 	}
 }
 
@@ -278,6 +292,9 @@ func (p *parser) checkJob(c *ScrapeConfig) {
 		}
 	}
 
+	p.checkDNSSD(c)
+	p.checkConsulSD(c)
+
 	p.checkRelabel(c.RelabelConfigs, joinPath(path, "relabel_configs"), c.Line)
 	p.checkRelabel(c.MetricRelabelConfigs, joinPath(path, "metric_relabel_configs"), c.Line)
 }
@@ -295,17 +312,30 @@ func (p *parser) checkRelabel(rcs []*relabel.Config, path string, jobLine int) {
 	}
 }
 
-// checkAuth applies Prometheus's one-auth-method rules.
+// checkAuth applies Prometheus's one-auth-method rules to a job.
 func (p *parser) checkAuth(c *ScrapeConfig, at func(any) int) {
-	path := c.path
-	if c.BearerToken != "" && c.BearerTokenFile != "" {
-		p.addf(at(&c.BearerTokenFile), path, "at most one of bearer_token & bearer_token_file must be configured")
+	p.checkHTTPAuth(httpAuth{&c.BasicAuth, &c.Authorization, &c.BearerToken, &c.BearerTokenFile}, c.path, at)
+}
+
+// httpAuth points at the auth fields of a job or a consul_sd_configs entry.
+type httpAuth struct {
+	basic           **BasicAuth
+	authz           **Authorization
+	bearer, bearerF *string
+}
+
+// checkHTTPAuth applies Prometheus's one-auth-method rules (common/config
+// HTTPClientConfig.Validate) and normalises Authorization.Type.
+func (p *parser) checkHTTPAuth(h httpAuth, path string, at func(any) int) {
+	ba, a := *h.basic, *h.authz
+	if *h.bearer != "" && *h.bearerF != "" {
+		p.addf(at(h.bearerF), path, "at most one of bearer_token & bearer_token_file must be configured")
 	}
-	bearer := c.BearerToken != "" || c.BearerTokenFile != ""
-	if c.BasicAuth != nil && bearer {
-		p.addf(at(&c.BasicAuth), path, "at most one of basic_auth, bearer_token & bearer_token_file must be configured")
+	bearer := *h.bearer != "" || *h.bearerF != ""
+	if ba != nil && bearer {
+		p.addf(at(h.basic), path, "at most one of basic_auth, bearer_token & bearer_token_file must be configured")
 	}
-	if ba := c.BasicAuth; ba != nil {
+	if ba != nil {
 		bpath := joinPath(path, "basic_auth")
 		if ba.Username != "" && ba.UsernameFile != "" {
 			p.addf(at(&ba.UsernameFile), bpath, "at most one of basic_auth username & username_file must be configured")
@@ -314,10 +344,10 @@ func (p *parser) checkAuth(c *ScrapeConfig, at func(any) int) {
 			p.addf(at(&ba.PasswordFile), bpath, "at most one of basic_auth password & password_file must be configured")
 		}
 	}
-	if a := c.Authorization; a != nil {
+	if a != nil {
 		apath := joinPath(path, "authorization")
 		if bearer {
-			p.addf(at(&c.Authorization), path, "authorization is not compatible with bearer_token & bearer_token_file")
+			p.addf(at(h.authz), path, "authorization is not compatible with bearer_token & bearer_token_file")
 		}
 		if a.Credentials != "" && a.CredentialsFile != "" {
 			p.addf(at(&a.CredentialsFile), apath, "at most one of authorization credentials & credentials_file must be configured")
@@ -329,9 +359,97 @@ func (p *parser) checkAuth(c *ScrapeConfig, at func(any) int) {
 		if strings.EqualFold(a.Type, "basic") {
 			p.addf(at(&a.Type), joinPath(apath, "type"), `authorization type cannot be set to "basic", use "basic_auth" instead`)
 		}
-		if c.BasicAuth != nil {
-			p.addf(at(&c.Authorization), path, "at most one of basic_auth & authorization must be configured")
+		if ba != nil {
+			p.addf(at(h.authz), path, "at most one of basic_auth & authorization must be configured")
 		}
+	}
+}
+
+// checkDNSSD validates dns_sd_configs with Prometheus's messages, and
+// more: Prometheus accepts an empty name, a port out of range and a zero
+// refresh_interval (which panics its ticker).
+func (p *parser) checkDNSSD(c *ScrapeConfig) {
+	for i, sd := range c.DNSSDConfigs {
+		if p.broken[sd] {
+			continue
+		}
+		path := fmt.Sprintf("%s.dns_sd_configs[%d]", c.path, i)
+		at := func(field any) int { return p.line(field, p.line(sd, c.Line)) }
+		if len(sd.Names) == 0 {
+			p.addf(at(&sd.Names), path, "DNS-SD config must contain at least one SRV record name")
+		}
+		for j, n := range sd.Names {
+			if strings.TrimSpace(n) == "" {
+				p.addf(p.itemLine(&sd.Names, j, at(&sd.Names)), fmt.Sprintf("%s.names[%d]", path, j), "a DNS name must not be empty")
+			}
+		}
+		switch sd.QType() {
+		case "SRV":
+		case "A", "AAAA", "MX", "NS":
+			if sd.Port == 0 {
+				p.addf(at(&sd.Port), path, "a port is required in DNS-SD configs for all record types except SRV")
+			}
+		default:
+			p.addf(at(&sd.Type), joinPath(path, "type"), "invalid DNS-SD records type %s (want SRV, A, AAAA, MX or NS)", sd.Type)
+		}
+		if sd.Port < 0 || sd.Port > 65535 {
+			p.addf(at(&sd.Port), joinPath(path, "port"), "port %d is out of range (1-65535)", sd.Port)
+		}
+		if sd.RefreshInterval <= 0 {
+			p.addf(at(&sd.RefreshInterval), joinPath(path, "refresh_interval"), "refresh_interval must be positive")
+		}
+	}
+}
+
+// checkConsulSD validates consul_sd_configs with Prometheus's messages,
+// plus the scheme (Prometheus leaves a bad one to fail at run time) and
+// the refresh interval.
+func (p *parser) checkConsulSD(c *ScrapeConfig) {
+	for i, sd := range c.ConsulSDConfigs {
+		if p.broken[sd] {
+			continue
+		}
+		path := fmt.Sprintf("%s.consul_sd_configs[%d]", c.path, i)
+		at := func(field any) int { return p.line(field, p.line(sd, c.Line)) }
+		server := strings.TrimSpace(sd.Server)
+		if server == "" {
+			p.addf(at(&sd.Server), path, "consul SD configuration requires a server address")
+		} else if scheme, rest, ok := strings.Cut(server, "://"); ok {
+			switch {
+			case scheme != "http" && scheme != "https" && scheme != "unix":
+				p.addf(at(&sd.Server), joinPath(path, "server"), "unknown protocol scheme %q in server %q (want host:port, or an http://, https:// or unix:// prefix)", scheme, sd.Server)
+			case rest == "":
+				p.addf(at(&sd.Server), joinPath(path, "server"), "server %q has no address", sd.Server)
+			case scheme != "unix" && strings.Contains(rest, "/"):
+				p.addf(at(&sd.Server), joinPath(path, "server"), "server %q must not hold a path (put it in path_prefix)", sd.Server)
+			}
+		} else if strings.Contains(server, "/") {
+			p.addf(at(&sd.Server), joinPath(path, "server"), "server %q must not hold a path (put it in path_prefix)", sd.Server)
+		}
+		if sd.Scheme != "http" && sd.Scheme != "https" {
+			p.addf(at(&sd.Scheme), joinPath(path, "scheme"), "scheme must be \"http\" or \"https\", got %q", sd.Scheme)
+		}
+		if sd.RefreshInterval <= 0 {
+			p.addf(at(&sd.RefreshInterval), joinPath(path, "refresh_interval"), "refresh_interval must be positive")
+		}
+		for j, s := range sd.Services {
+			if s == "" {
+				p.addf(p.itemLine(&sd.Services, j, at(&sd.Services)), fmt.Sprintf("%s.services[%d]", path, j), "a service name must not be empty")
+			}
+		}
+		if (sd.Username != "" || sd.Password != "") && sd.BasicAuth != nil {
+			p.addf(at(&sd.BasicAuth), path, "at most one of consul SD configuration username and password and basic auth can be configured")
+		}
+		if sd.Token != "" && sd.Authorization != nil {
+			p.addf(at(&sd.Authorization), path, "at most one of consul SD token, authorization, or oauth2 can be configured")
+		}
+		p.checkHTTPAuth(httpAuth{&sd.BasicAuth, &sd.Authorization, &sd.BearerToken, &sd.BearerTokenFile}, path, at)
+		if (sd.Username != "" || sd.Password != "") && (sd.Authorization != nil || sd.BearerToken != "" || sd.BearerTokenFile != "") {
+			// Prometheus turns username/password into basic_auth before
+			// its one-auth-method check.
+			p.addf(at(&sd.Username), path, "at most one of basic_auth (username and password), bearer_token, bearer_token_file & authorization must be configured")
+		}
+		p.checkTLS(&sd.TLSConfig, joinPath(path, "tls_config"), at)
 	}
 }
 

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,7 @@ func (r *syncRec) waitFor(t *testing.T, job string, what string, ok func([]*targ
 			last = calls[len(calls)-1]
 		}
 		r.mu.Unlock()
-		if last != nil && ok(last) {
+		if len(calls) > 0 && ok(last) {
 			return last
 		}
 		select {
@@ -77,11 +78,19 @@ func hasAddrs(want ...string) func([]*targetgroup.Group) bool {
 
 func start(t *testing.T, yml string) (*Manager, *syncRec, *prometheus.Registry, func(string)) {
 	t.Helper()
+	return startWith(t, Config{FilePoll: 10 * time.Millisecond}, yml)
+}
+
+// startWith runs a Manager with cfg on yml (DIR in it is a temporary
+// directory) until the test ends, and checks that it leaves no goroutine
+// behind.
+func startWith(t *testing.T, cfg Config, yml string) (*Manager, *syncRec, *prometheus.Registry, func(string)) {
+	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	dir := t.TempDir()
 	rec := newSyncRec()
 	reg := prometheus.NewRegistry()
-	m, err := New(Config{FilePoll: 10 * time.Millisecond}, nil, reg, rec.sync)
+	m, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), reg, rec.sync)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +108,21 @@ func start(t *testing.T, yml string) (*Manager, *syncRec, *prometheus.Registry, 
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		goleak.VerifyNone(t, ignore)
+		// A dnsmasq a test restarted runs on (its cleanup stops it
+		// later); discovery itself starts no processes.
+		goleak.VerifyNone(t, ignore,
+			goleak.IgnoreAnyFunction("github.com/shoal-scraper/shoal/discovery/dnsmasqtest.(*Server).start.func1"),
+			goleak.IgnoreAnyFunction("os/exec.(*Cmd).writerDescriptor.func1"))
 	})
 	return m, rec, reg, apply
+}
+
+// testWriter sends the Manager's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func write(t *testing.T, name, content string) {
@@ -191,12 +212,18 @@ scrape_configs:
 // failures reads shoal_sd_refresh_failures_total{job,mechanism="file"}.
 func failures(t *testing.T, reg *prometheus.Registry, job string) float64 {
 	t.Helper()
+	return counter(t, reg, "shoal_sd_refresh_failures_total", job, "file")
+}
+
+// counter reads a discovery counter of job and mechanism (0 if absent).
+func counter(t *testing.T, reg *prometheus.Registry, name, job, mech string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "shoal_sd_refresh_failures_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.Metric {
@@ -204,7 +231,7 @@ func failures(t *testing.T, reg *prometheus.Registry, job string) float64 {
 			for _, l := range m.Label {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["job"] == job && labels["mechanism"] == "file" {
+			if labels["job"] == job && labels["mechanism"] == mech {
 				return m.GetCounter().GetValue()
 			}
 		}

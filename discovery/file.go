@@ -3,10 +3,13 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -20,16 +23,20 @@ import (
 )
 
 // fileDiscoverer reads one file_sd_configs entry: JSON or YAML files with a
-// list of {targets, labels}, each target getting __meta_filepath. A file that
-// cannot be read or parsed keeps its last good groups and is reported.
+// list of {targets, labels}, each group getting __meta_filepath. A file that
+// cannot be read or parsed keeps its last good groups and is reported once
+// per version of the file (it is read again when it changes, and at every
+// full refresh).
 type fileDiscoverer struct {
 	job    string
 	cfg    *config.FileSDConfig
 	log    *slog.Logger
+	reads  prometheus.Counter
 	fails  prometheus.Counter
 	poll   time.Duration
 	stamps map[string]fileStamp
 	groups map[string][]*targetgroup.Group // last good groups per file
+	errs   map[string]error                // files whose last read failed
 }
 
 type fileStamp struct {
@@ -44,34 +51,35 @@ func newFileDiscoverer(job string, cfg *config.FileSDConfig, poll time.Duration,
 		poll:   poll,
 		cfg:    cfg,
 		log:    log.With("job", job, "mechanism", "file"),
+		reads:  m.refreshes.WithLabelValues(job, "file"),
 		fails:  m.failures.WithLabelValues(job, "file"),
 		stamps: map[string]fileStamp{},
 		groups: map[string][]*targetgroup.Group{},
+		errs:   map[string]error{},
 	}
 }
 
-func (d *fileDiscoverer) run(ctx context.Context, idx int, out chan<- fileUpdate) {
+// run polls the files every d.poll and re-reads all of them every
+// refresh_interval (a backstop, as in Prometheus), publishing when the
+// groups or the set of failing files change, and after each full re-read.
+func (d *fileDiscoverer) run(ctx context.Context, p *provider) {
 	refresh := time.Duration(d.cfg.RefreshInterval)
 	if refresh <= 0 {
-		refresh = 5 * time.Minute
+		refresh = config.DefaultFileSDRefreshInterval
 	}
 	tick := time.NewTicker(d.poll)
 	defer tick.Stop()
-	lastFull := time.Now()
+	var lastFull time.Time
 	first := true
 	for {
 		force := first || time.Since(lastFull) >= refresh
 		if force {
 			lastFull = time.Now()
 		}
-		if d.refresh(force) || first {
-			first = false
-			select {
-			case out <- fileUpdate{idx: idx, groups: d.all()}:
-			case <-ctx.Done():
-				return
-			}
+		if changed := d.refresh(force); changed || force {
+			p.publish(d.all(), d.err())
 		}
+		first = false
 		select {
 		case <-ctx.Done():
 			return
@@ -81,58 +89,92 @@ func (d *fileDiscoverer) run(ctx context.Context, idx int, out chan<- fileUpdate
 }
 
 // refresh re-reads files that changed (or all, with force) and reports
-// whether the group set changed.
+// whether the group set or the set of failing files changed.
 func (d *fileDiscoverer) refresh(force bool) (changed bool) {
 	present := map[string]bool{}
+	failed := func(f string, err error) {
+		if prev, ok := d.errs[f]; !ok || prev.Error() != err.Error() {
+			changed = true
+		}
+		d.errs[f] = err
+		d.fails.Inc()
+		// Keep the last good groups: a half-written file must not make
+		// targets vanish.
+		d.log.Error("file_sd refresh failed; keeping the last good targets", "file", f, "err", err)
+	}
 	for _, pat := range d.cfg.Files {
 		matches, err := filepath.Glob(pat)
 		if err != nil {
-			d.fail(pat, err)
+			present[pat] = true
+			if _, seen := d.errs[pat]; !seen || force {
+				failed(pat, err)
+			}
 			continue
 		}
 		for _, f := range matches {
 			present[f] = true
 			st, err := stat(f)
 			if err != nil {
-				d.fail(f, err)
+				// Gone between Glob and stat: the next poll sees it.
 				continue
 			}
 			if old, ok := d.stamps[f]; ok && old == st && !force {
 				continue
 			}
+			// Record the stamp even when the read fails, so a broken
+			// file is read (and reported) again only once it changes.
+			d.stamps[f] = st
+			d.reads.Inc()
 			gs, err := readFile(f)
 			if err != nil {
-				// Keep the last good groups: a half-written file must not
-				// make targets vanish.
-				d.fail(f, err)
+				failed(f, err)
 				continue
 			}
-			d.stamps[f] = st
-			d.groups[f] = gs
-			changed = true
+			if _, ok := d.errs[f]; ok {
+				delete(d.errs, f)
+				changed = true
+			}
+			if !reflect.DeepEqual(d.groups[f], gs) {
+				d.groups[f] = gs
+				changed = true
+			}
+		}
+	}
+	for f := range d.stamps {
+		if !present[f] {
+			delete(d.stamps, f)
 		}
 	}
 	for f := range d.groups {
 		if !present[f] {
 			delete(d.groups, f)
-			delete(d.stamps, f)
+			changed = true
+		}
+	}
+	for f := range d.errs {
+		if !present[f] {
+			delete(d.errs, f)
 			changed = true
 		}
 	}
 	return changed
 }
 
-func (d *fileDiscoverer) fail(file string, err error) {
-	d.fails.Inc()
-	d.log.Error("file_sd refresh failed; keeping the last good targets", "file", file, "err", err)
+// err summarises the files whose last read failed, or nil.
+func (d *fileDiscoverer) err() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	files := slices.Sorted(maps.Keys(d.errs))
+	errs := make([]error, len(files))
+	for i, f := range files {
+		errs[i] = d.errs[f]
+	}
+	return errors.Join(errs...)
 }
 
 func (d *fileDiscoverer) all() []*targetgroup.Group {
-	files := make([]string, 0, len(d.groups))
-	for f := range d.groups {
-		files = append(files, f)
-	}
-	slices.Sort(files)
+	files := slices.Sorted(maps.Keys(d.groups))
 	var all []*targetgroup.Group
 	for _, f := range files {
 		all = append(all, d.groups[f]...)

@@ -54,7 +54,7 @@ DATADIR=$TESTENV_DIR/data
 ENVFILE=$TESTENV_DIR/env
 
 # Every known service, in start order.
-SERVICES=(node_exporter kafka zookeeper zookeeper_ensemble)
+SERVICES=(node_exporter kafka zookeeper zookeeper_ensemble dnsmasq)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -225,6 +225,25 @@ kafka_ready() {
 	((b[4] == 0 && b[5] == 0 && b[6] == 0 && b[7] == 42)) || return 1
 	((b[12] == 0 && b[13] == 0 && (b[14] > 0 || b[15] > 0)))
 }
+
+# dnsmasq: Debian's dnsmasq (dnsmasq-base), the real DNS server of the
+# dns_sd_configs tests. It runs no shared process: each test starts its own
+# dnsmasq with a config it writes (SRV records can only change by restarting
+# dnsmasq, which a shared one could not do for one test), through
+# discovery/dnsmasqtest. This service installs the package and checks that
+# the binary runs.
+# SHOAL_TEST_DNSMASQ=/usr/sbin/dnsmasq
+dnsmasq_packages() { command -v dnsmasq >/dev/null 2>&1 || [[ -x /usr/sbin/dnsmasq ]] || echo dnsmasq-base; }
+dnsmasq_start() {
+	local bin
+	bin=$(command -v dnsmasq 2>/dev/null || echo /usr/sbin/dnsmasq)
+	"$bin" --version >/dev/null 2>&1 || {
+		log "$bin does not run"
+		return 1
+	}
+	set_env SHOAL_TEST_DNSMASQ "$bin"
+}
+
 
 # zookeeper, zookeeper_ensemble: Apache ZooKeeper 3.8 from Debian, our own
 # servers (the package's service needs systemd). Debian's libzookeeper-java has

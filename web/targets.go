@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/shoal-scraper/shoal/discovery"
 	"github.com/shoal-scraper/shoal/engine"
 )
 
@@ -98,7 +99,7 @@ func healthOf(t *engine.TargetStatus) engine.Health {
 
 // selectJobs applies f to a snapshot and counts each selected job's targets
 // by health. The returned views point into jobs.
-func selectJobs(jobs []engine.JobStatus, f *filter, now time.Time) []jobView {
+func selectJobs(jobs []engine.JobStatus, sd map[string][]discovery.Status, f *filter, now time.Time) []jobView {
 	var out []jobView
 	for i := range jobs {
 		js := &jobs[i]
@@ -106,6 +107,10 @@ func selectJobs(jobs []engine.JobStatus, f *filter, now time.Time) []jobView {
 			continue
 		}
 		v := jobView{JobStatus: js, f: f, now: now}
+		for _, st := range sd[js.Name] {
+			v.Discovery = append(v.Discovery, sdView{Status: st, Ago: formatAgo(now, st.LastRefresh)})
+			v.sdFailing = v.sdFailing || st.Error != ""
+		}
 		for k := range js.Targets {
 			t := &js.Targets[k]
 			switch healthOf(t) {
@@ -120,7 +125,7 @@ func selectJobs(jobs []engine.JobStatus, f *filter, now time.Time) []jobView {
 				v.Shown++
 			}
 		}
-		if len(f.health) > 0 && v.Shown == 0 && js.Error == "" {
+		if len(f.health) > 0 && v.Shown == 0 && js.Error == "" && !v.sdFailing {
 			continue
 		}
 		out = append(out, v)
@@ -133,9 +138,19 @@ type jobView struct {
 	*engine.JobStatus
 	Up, Down, Unknown int // over all the job's targets
 	Shown             int // targets that pass the filter
+	// Discovery is the job's SD configs' state (none for static-only
+	// jobs or without a DiscoverySource).
+	Discovery []sdView
+	sdFailing bool
 
 	f   *filter
 	now time.Time
+}
+
+// sdView is one SD config on the page.
+type sdView struct {
+	discovery.Status
+	Ago string // since LastRefresh, "never" before the first
 }
 
 // Total is the number of the job's targets, filtered or not.
@@ -328,7 +343,7 @@ func (s *Server) serveTargets(w http.ResponseWriter, r *http.Request) {
 		Version:   s.cfg.Version,
 		Now:       now.UTC().Format(time.RFC3339),
 		Ready:     s.src.Ready(),
-		Jobs:      selectJobs(s.src.Jobs(), &f, now),
+		Jobs:      selectJobs(s.src.Jobs(), s.sdStatus(), &f, now),
 		JobFilter: strings.Join(f.jobs, ", "),
 		Views:     healthLinks(q, &f),
 	}
@@ -431,10 +446,22 @@ type apiTarget struct {
 }
 
 // apiJob is one element of jobs: job-level state Prometheus has no place
-// for.
+// for. Discovery lists the job's SD configs (not static_configs): each
+// with config ("dns_sd_configs[0]"), mechanism, targets (what it
+// contributes now, the last good ones while it fails), lastRefresh and
+// error ("" when the last refresh succeeded).
 type apiJob struct {
-	Name  string `json:"name"`
-	Error string `json:"error"`
+	Name      string             `json:"name"`
+	Error     string             `json:"error"`
+	Discovery []discovery.Status `json:"discovery,omitempty"`
+}
+
+// sdStatus is the discovery state, or nil without a DiscoverySource.
+func (s *Server) sdStatus() map[string][]discovery.Status {
+	if s.cfg.Discovery == nil {
+		return nil
+	}
+	return s.cfg.Discovery.Status()
 }
 
 // serveTargetsAPI streams
@@ -455,7 +482,7 @@ func (s *Server) serveTargetsAPI(w http.ResponseWriter, r *http.Request) {
 		}{"error", "bad_data", err.Error()})
 		return
 	}
-	jobs := selectJobs(s.src.Jobs(), &f, time.Time{})
+	jobs := selectJobs(s.src.Jobs(), s.sdStatus(), &f, time.Time{})
 
 	w.Header().Set("Content-Type", "application/json")
 	rw := &recordingWriter{w: w}
@@ -508,7 +535,11 @@ func writeTargetsJSON(bw *bufio.Writer, jobs []jobView, f *filter) error {
 		if i > 0 {
 			_ = bw.WriteByte(',')
 		}
-		if err := enc.Encode(apiJob{Name: j.Name, Error: j.Error}); err != nil {
+		aj := apiJob{Name: j.Name, Error: j.Error}
+		for _, d := range j.Discovery {
+			aj.Discovery = append(aj.Discovery, d.Status)
+		}
+		if err := enc.Encode(aj); err != nil {
 			return err
 		}
 	}

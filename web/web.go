@@ -8,7 +8,8 @@
 // graceful shutdown, pprof and promhttp for free.
 //
 // web reads the engine through the small TargetSource interface declared
-// here; it imports engine/ only for the status types.
+// here, and discovery through DiscoverySource; it imports engine/ and
+// discovery/ only for their status types.
 package web
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/shoal-scraper/shoal/discovery"
 	"github.com/shoal-scraper/shoal/engine"
 )
 
@@ -83,6 +85,16 @@ type Config struct {
 	// Now is the clock for "3.2s ago" on /targets. Default time.Now.
 	// Tests inject a fixed clock.
 	Now func() time.Time
+
+	// Discovery, when set, adds each job's service discovery state to
+	// /targets (the last refresh, its error, the targets kept).
+	Discovery DiscoverySource
+}
+
+// DiscoverySource reports the state of every job's SD configs, by job;
+// *discovery.Manager satisfies it. Called from handler goroutines.
+type DiscoverySource interface {
+	Status() map[string][]discovery.Status
 }
 
 // DefaultConfig returns a Config with every field set to its default.

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
 
+	"github.com/shoal-scraper/shoal/discovery"
 	"github.com/shoal-scraper/shoal/engine"
 )
 
@@ -313,7 +316,7 @@ func TestTargetsJSON(t *testing.T) {
 		"scrapeTimeout":      "10s",
 		"nextScrape":         "2026-03-01T12:00:11.8Z",
 	}
-	wantJobs := []apiJob{{"api", ""}, {"broken", jobErr}, {"node", ""}}
+	wantJobs := []apiJob{{Name: "api"}, {Name: "broken", Error: jobErr}, {Name: "node"}}
 
 	for _, req := range []struct {
 		target string
@@ -351,7 +354,7 @@ func TestTargetsJSON(t *testing.T) {
 				t.Errorf("unknown target: health %v, lastScrape %v, scrapeInterval %v",
 					unknown["health"], unknown["lastScrape"], unknown["scrapeInterval"])
 			}
-			if !slices.Equal(doc.Data.Jobs, wantJobs) {
+			if !reflect.DeepEqual(doc.Data.Jobs, wantJobs) {
 				t.Errorf("jobs %v, want %v", doc.Data.Jobs, wantJobs)
 			}
 		})
@@ -733,5 +736,52 @@ func TestAppendRowURL(t *testing.T) {
 		if strings.Contains(row, "<b>") {
 			t.Errorf("%q: unescaped markup: %s", tc.url, row)
 		}
+	}
+}
+
+// fakeDiscovery is a DiscoverySource with a fixed answer.
+type fakeDiscovery map[string][]discovery.Status
+
+func (f fakeDiscovery) Status() map[string][]discovery.Status { return f }
+
+// TestTargetsDiscoveryStatus checks that a failing SD config is visible on
+// /targets (HTML and JSON) and that a health filter still lists its job.
+func TestTargetsDiscoveryStatus(t *testing.T) {
+	sdErr := `SRV _node._tcp.example.test: NXDOMAIN (the name does not exist)`
+	sd := fakeDiscovery{
+		"node": {
+			{Config: "dns_sd_configs[0]", Mechanism: "dns", Targets: 1, LastRefresh: testNow.Add(-4 * time.Second), Error: sdErr},
+			{Config: "file_sd_configs[0]", Mechanism: "file", Targets: 0, LastRefresh: testNow.Add(-time.Minute)},
+		},
+	}
+	s := New(Config{Version: "v", Now: func() time.Time { return testNow }, Discovery: sd}, &fakeSource{jobs: testJobs()}, prometheus.NewRegistry(), nil)
+	h := s.Handler()
+
+	body := get(t, h, "/targets").Body.String()
+	for _, want := range []string{
+		`dns_sd_configs[0] (dns): 1 target, refreshed 4.0s ago`,
+		`Discovery failing, keeping the last good targets: ` + template.HTMLEscapeString(sdErr),
+		`file_sd_configs[0] (file): 0 targets, refreshed 1m0s ago</div>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/targets lacks %q", want)
+		}
+	}
+	// node's only target is unknown, not down; its failing discovery
+	// still lists it under ?health=down.
+	if body := get(t, h, "/targets?health=down").Body.String(); !strings.Contains(body, `?job=node`) {
+		t.Error("?health=down hides a job whose discovery fails")
+	}
+
+	doc := getAPI(t, h, "/api/v1/targets")
+	var node *apiJob
+	for i := range doc.Data.Jobs {
+		if doc.Data.Jobs[i].Name == "node" {
+			node = &doc.Data.Jobs[i]
+		}
+	}
+	if node == nil || len(node.Discovery) != 2 || node.Discovery[0].Error != sdErr || node.Discovery[0].Targets != 1 ||
+		!node.Discovery[0].LastRefresh.Equal(testNow.Add(-4*time.Second)) || node.Discovery[1].Mechanism != "file" {
+		t.Errorf("API job node: %+v", node)
 	}
 }

@@ -39,6 +39,7 @@ type runFlags struct {
 	advertise      string
 	handoverDelay  time.Duration
 	zk             zkFlags
+	dnsServers     string
 	kafka          kafkaSinkFlags
 }
 
@@ -54,7 +55,23 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.advertise, "cluster.advertise-address", "", "host:port where peers and `shoal members` reach this member's web server (default: --web.listen-address, with the hostname if it has no host).")
 	fs.DurationVar(&f.handoverDelay, "cluster.handover-delay", 2*time.Second, "How far ahead a join or a graceful leave is announced; every member switches ownership at that instant. Must exceed ZooKeeper's notification delay plus GC pauses.")
 	f.zk.register(fs)
+	fs.StringVar(&f.dnsServers, "discovery.dns.servers", "", "DNS servers for dns_sd_configs, comma-separated host:port, asked in order; names are then looked up as written, with no search list (default: /etc/resolv.conf, re-read at every refresh).")
 	f.kafka.RegisterFlags(fs)
+}
+
+// dnsServers parses --discovery.dns.servers.
+func dnsServers(v string) ([]string, error) {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return nil, fmt.Errorf("--discovery.dns.servers: %q is not host:port", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // defaultMemberID is hostname:port, the port of the web listen address:
@@ -101,6 +118,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return 2
+	}
+	dnsSrv, err := dnsServers(f.dnsServers)
 	if err != nil {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 2
@@ -206,7 +228,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shoal:", err)
 		return 1
 	}
-	disc, err := discovery.New(discovery.Config{}, logger, reg, eng.SyncTargets)
+	disc, err := discovery.New(discovery.Config{DNS: discovery.DNSConfig{Servers: dnsSrv}}, logger, reg, eng.SyncTargets)
 	if err != nil {
 		closeSink()
 		fmt.Fprintln(stderr, "shoal:", err)
@@ -230,7 +252,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion()}, src, reg, logger)
+	srv := web.New(web.Config{ListenAddress: f.listen, Version: getVersion(), Discovery: disc}, src, reg, logger)
 	if cluster {
 		web.RegisterCluster(srv, co, eng)
 	}
