@@ -2,9 +2,12 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
@@ -100,11 +103,14 @@ type Coordinator struct {
 	waitingID  bool            // our ID is held by another session; waiting for it to go
 	connected  bool
 	lostAt     time.Time // when the connection dropped; zero while connected
+	warnedLost bool      // logged that the connection is gone for a session timeout
 	suspended  bool      // ownership withdrawn: session lost or expired
 	pushed     pushedView
 	jobData    map[string][]byte // job name → node data as last read
 	jobsOut    Jobs
 	dirty      dirt
+
+	client *http.Client // asks peers' /api/v1/cluster while disconnected
 
 	statusMu sync.Mutex
 	status   Status
@@ -146,12 +152,13 @@ func New(cfg Config, h Handler, reg prometheus.Registerer, logger *slog.Logger) 
 		return nil, err
 	}
 	c := &Coordinator{
-		cfg:   cfg,
-		log:   logger,
-		m:     m,
-		h:     h,
-		wake:  make(chan struct{}, 1),
-		paths: paths{members: cfg.Root + "/members", slots: cfg.Root + "/slots", jobs: cfg.Root + "/jobs"},
+		cfg:    cfg,
+		log:    logger,
+		m:      m,
+		h:      h,
+		wake:   make(chan struct{}, 1),
+		client: &http.Client{},
+		paths:  paths{members: cfg.Root + "/members", slots: cfg.Root + "/slots", jobs: cfg.Root + "/jobs"},
 	}
 	c.status.Self = cfg.MemberID
 	return c, nil
@@ -210,13 +217,13 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		coalesce = time.NewTimer(time.Hour)
 		change   = time.NewTimer(time.Hour) // next ring change instant
 		retry    = time.NewTimer(time.Hour) // a failed read or registration
-		lost     = time.NewTimer(time.Hour) // disconnected for a session timeout
+		probe    = time.NewTimer(time.Hour) // while disconnected: ask peers whether we are still a member
 	)
 	coalesce.Stop()
 	change.Stop()
 	retry.Stop()
-	lost.Stop()
-	defer func() { coalesce.Stop(); change.Stop(); retry.Stop(); lost.Stop() }()
+	probe.Stop()
+	defer func() { coalesce.Stop(); change.Stop(); retry.Stop(); probe.Stop() }()
 	gathering := false
 
 	for {
@@ -225,7 +232,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.leave()
 			return nil
 		case <-c.wake:
-			c.absorb(c.takeInbox(), lost)
+			c.absorb(c.takeInbox(), probe)
 			if !gathering {
 				gathering = true
 				coalesce.Reset(c.cfg.Coalesce)
@@ -233,15 +240,11 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			continue
 		case <-coalesce.C:
 			gathering = false
-			c.absorb(c.takeInbox(), lost)
+			c.absorb(c.takeInbox(), probe)
 		case <-change.C:
 		case <-retry.C:
-		case <-lost.C:
-			if !c.connected && !c.suspended && c.regSession != 0 {
-				c.log.Warn("disconnected from ZooKeeper for a session timeout: the session is probably expired and peers own our targets; scraping stops until the session is back",
-					"session_timeout", c.cfg.SessionTimeout)
-				c.suspend()
-			}
+		case <-probe.C:
+			c.probePeers(ctx, probe)
 			continue
 		}
 		if err := c.sync(); err != nil {
@@ -257,7 +260,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 }
 
 // absorb applies client events to the dirty flags and session state.
-func (c *Coordinator) absorb(evs []zk.Event, lost *time.Timer) {
+func (c *Coordinator) absorb(evs []zk.Event, probe *time.Timer) {
 	for _, ev := range evs {
 		switch ev.Type {
 		case zk.EventSession:
@@ -265,16 +268,23 @@ func (c *Coordinator) absorb(evs []zk.Event, lost *time.Timer) {
 			case zk.StateHasSession:
 				c.connected = true
 				c.lostAt = time.Time{}
-				lost.Stop()
+				c.warnedLost = false
+				probe.Stop()
 				c.m.connected.Set(1)
 				if c.conn.SessionID() != c.regSession {
 					c.dirty.members, c.dirty.slots, c.dirty.jobs = true, true, true
+				} else if c.suspended {
+					// Suspended while cut off, but the session survived: our
+					// node and our targets are still ours.
+					c.log.Info("ZooKeeper session confirmed after the disconnection; scraping resumes")
+					c.suspended = false
+					c.dirty.members = true
 				}
 			case zk.StateDisconnected:
 				if c.connected {
 					c.log.Warn("ZooKeeper connection lost; reconnecting", "server", ev.Server)
 					c.lostAt = time.Now()
-					lost.Reset(c.cfg.SessionTimeout)
+					probe.Reset(c.probeEvery())
 				}
 				c.connected = false
 				c.m.connected.Set(0)
@@ -312,6 +322,102 @@ func (c *Coordinator) markChildren(p string) {
 	case c.paths.jobs:
 		c.dirty.jobs = true
 	}
+}
+
+// probeEvery is how often a disconnected member asks its peers about
+// ZooKeeper.
+func (c *Coordinator) probeEvery() time.Duration {
+	return min(c.cfg.SessionTimeout/4, 500*time.Millisecond)
+}
+
+// probePeers runs while the connection is down. Losing ZooKeeper alone is
+// no reason to stop scraping: if the whole ensemble is down, nobody can
+// take our targets over, and a monitoring system must not go dark with its
+// coordinator. But if only this member is cut off, ZooKeeper expires its
+// session after the timeout and peers take its targets, and the client
+// would learn that only on reconnecting. So the member asks its peers'
+// /api/v1/cluster. A peer that has a session and no longer lists us means
+// our session is gone. A peer that has a session at all means ZooKeeper is
+// up and we are the one cut off: our session will expire, so we stop
+// before it does (a gap, never a double scrape) and resume if the session
+// turns out to have survived. Peers we cannot reach prove nothing either
+// way: we scrape on.
+func (c *Coordinator) probePeers(ctx context.Context, probe *time.Timer) {
+	if c.connected || c.regSession == 0 {
+		return
+	}
+	probe.Reset(c.probeEvery())
+	if !c.warnedLost && time.Since(c.lostAt) >= c.cfg.SessionTimeout {
+		c.warnedLost = true
+		c.log.Warn("no ZooKeeper connection for a session timeout, and no peer has one either: scraping on (if ZooKeeper is down for all members, nobody else can scrape our targets)",
+			"session_timeout", c.cfg.SessionTimeout, "since", c.lostAt.Format(time.RFC3339))
+	}
+	if c.suspended {
+		return
+	}
+	peer, dropped, connected := c.askPeers(ctx)
+	switch {
+	case dropped:
+		c.log.Warn("a peer with a ZooKeeper session no longer counts us as a member: our session is gone and the peers own our targets; scraping stops until we have registered again", "peer", peer)
+		c.suspend()
+	case connected && time.Since(c.lostAt) >= 2*c.probeEvery():
+		c.log.Warn("cut off from ZooKeeper while a peer is not: scraping stops until our session is confirmed", "peer", peer, "disconnected_for", time.Since(c.lostAt).Round(time.Millisecond))
+		c.suspend()
+	}
+}
+
+// askPeers asks every peer, concurrently, for its view: whether one that
+// has a session no longer lists us (dropped), or at least one has a session
+// (connected), and which.
+func (c *Coordinator) askPeers(ctx context.Context) (peer string, dropped, connected bool) {
+	ctx, cancel := context.WithTimeout(ctx, c.probeEvery())
+	defer cancel()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for id, m := range c.state.Members {
+		if id == c.cfg.MemberID || m.Address == "" {
+			continue
+		}
+		wg.Go(func() {
+			st, err := peerStatus(ctx, c.client, m.Address)
+			if err != nil || !st.Connected || !st.Registered {
+				return
+			}
+			listed := false
+			for _, pm := range st.Members {
+				listed = listed || pm.ID == c.cfg.MemberID
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !dropped {
+				peer = id
+			}
+			connected = true
+			dropped = dropped || !listed
+		})
+	}
+	wg.Wait()
+	return peer, dropped, connected
+}
+
+func peerStatus(ctx context.Context, client *http.Client, addr string) (Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/cluster", nil)
+	if err != nil {
+		return Status{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Status{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Status{}, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	var st Status
+	err = json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st)
+	return st, err
 }
 
 // suspend withdraws all ownership at once (DESIGN invariant 6).

@@ -3,10 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -446,4 +449,113 @@ func TestClusterEnsembleLeaderLoss(t *testing.T) {
 	if out, err := p.cli("members"); err != nil || !strings.Contains(out, "2 members, 32 targets") {
 		t.Errorf("shoal members: %v\n%s", err, out)
 	}
+}
+
+// tcpProxy forwards a loopback port to a server; cut drops every
+// connection and refuses new ones until restore, as a network partition
+// between one member and ZooKeeper would.
+type tcpProxy struct {
+	t      *testing.T
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{t: t, target: target}
+	p.ln = listenFree(t)
+	p.addr = p.ln.Addr().String()
+	go p.accept(p.ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) accept(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(s, c); s.Close() }()
+		go func() { _, _ = io.Copy(c, s); c.Close() }()
+	}
+}
+
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *tcpProxy) restore() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: listening again on %s: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go p.accept(ln)
+}
+
+// TestClusterPartition cuts one member off from ZooKeeper while the others
+// keep their sessions: it stops scraping before ZooKeeper expires its
+// session and the peers take its targets (a gap, never a double), and it
+// rejoins on its own when the connection is back.
+func TestClusterPartition(t *testing.T) {
+	zkAddr := zktest.Addr(t)
+	proxy := newTCPProxy(t, zkAddr)
+	exps := exporters(t, 60)
+	p := newPool(t, []string{zkAddr})
+	p.putJob("main", exps)
+	p.start("p1")
+	p.start("p2")
+	direct := p.servers
+	p.servers = proxy.addr
+	cut := p.start("p3")
+	p.servers = direct
+	p.waitSettled(len(exps))
+
+	from := time.Now()
+	proxy.cut()
+	waitFor(t, 20*time.Second, "the cut-off member to suspend itself", func() (bool, string) {
+		v, err := cut.view()
+		return err == nil && v.Suspended, fmt.Sprintf("%+v %v", v, err)
+	})
+	// The peers take over once ZooKeeper has expired the session.
+	delete(p.members, "p3")
+	p.waitSettled(len(exps))
+	time.Sleep(2 * clusterInterval) // observation window
+	checkScrapes(t, "partition", exps, from, time.Now(), clusterSession+2*clusterInterval)
+	if !strings.Contains(cut.stderr.String(), "cut off from ZooKeeper while a peer is not") {
+		t.Errorf("the cut-off member did not say why it stopped:\n%s", tail(cut.stderr.String(), 20))
+	}
+
+	proxy.restore()
+	p.members["p3"] = cut
+	p.waitSettled(len(exps))
+	if v, _ := cut.metricValue("shoal_cluster_registrations_total", nil); v != 2 {
+		t.Errorf("shoal_cluster_registrations_total = %v after the partition healed, want 2 (registered again)", v)
+	}
+	healed := time.Now()
+	time.Sleep(3 * clusterInterval) // observation window
+	checkScrapes(t, "after the partition healed", exps, healed, time.Now(), 3*clusterInterval/2)
 }
