@@ -48,10 +48,14 @@
 //
 // # Sessions
 //
-// A lost connection is retried by the client. If it is not back within the
-// session timeout, the session has probably expired and peers own our
-// targets: the member stops scraping (DESIGN invariant 6). On expiry it
-// stops at once, and once a new session is up it registers again (a new
-// join, announced like any other) and re-reads everything with fresh
+// A lost connection is retried by the client. Meanwhile the member asks
+// its peers' /api/v1/cluster: if a peer has a session, ZooKeeper is up and
+// this member is the one cut off, so ZooKeeper will expire its session and
+// hand its targets over; it stops scraping before that (a gap, never a
+// double) and resumes if the session survives. If no peer has a session,
+// ZooKeeper is down for everyone, nobody can take over, and it scrapes on:
+// a coordinator outage must not stop monitoring. On expiry it stops at once
+// (DESIGN invariant 6), and once a new session is up it registers again (a
+// new join, announced like any other) and re-reads everything with fresh
 // watches.
 package coord
