@@ -95,20 +95,21 @@ type Coordinator struct {
 	wake  chan struct{}
 
 	// Run's state: touched by Run's goroutine only.
-	conn       *zk.Conn
-	paths      paths
-	state      State
-	armed      map[string]bool // data watches set, by path
-	regSession int64           // session our member node belongs to; 0: not registered
-	waitingID  bool            // our ID is held by another session; waiting for it to go
-	connected  bool
-	lostAt     time.Time // when the connection dropped; zero while connected
-	warnedLost bool      // logged that the connection is gone for a session timeout
-	suspended  bool      // ownership withdrawn: session lost or expired
-	pushed     pushedView
-	jobData    map[string][]byte // job name → node data as last read
-	jobsOut    Jobs
-	dirty      dirt
+	conn           *zk.Conn
+	paths          paths
+	state          State
+	armed          map[string]bool // data watches set, by path
+	regSession     int64           // session our member node belongs to; 0: not registered
+	waitingID      bool            // our ID is held by another session; waiting for it to go
+	connected      bool
+	lostAt         time.Time // when the connection dropped; zero while connected
+	connectedSince time.Time
+	warnedLost     bool // logged that the connection is gone for a session timeout
+	suspended      bool // ownership withdrawn: session lost or expired
+	pushed         pushedView
+	jobData        map[string][]byte // job name → node data as last read
+	jobsOut        Jobs
+	dirty          dirt
 
 	client *http.Client // asks peers' /api/v1/cluster while disconnected
 
@@ -266,6 +267,9 @@ func (c *Coordinator) absorb(evs []zk.Event, probe *time.Timer) {
 		case zk.EventSession:
 			switch ev.State {
 			case zk.StateHasSession:
+				if !c.connected {
+					c.connectedSince = time.Now()
+				}
 				c.connected = true
 				c.lostAt = time.Time{}
 				c.warnedLost = false
@@ -337,11 +341,12 @@ func (c *Coordinator) probeEvery() time.Duration {
 // session after the timeout and peers take its targets, and the client
 // would learn that only on reconnecting. So the member asks its peers'
 // /api/v1/cluster. A peer that has a session and no longer lists us means
-// our session is gone. A peer that has a session at all means ZooKeeper is
-// up and we are the one cut off: our session will expire, so we stop
-// before it does (a gap, never a double scrape) and resume if the session
-// turns out to have survived. Peers we cannot reach prove nothing either
-// way: we scrape on.
+// our session is gone. A peer that has kept its session since before we
+// lost ours means ZooKeeper is up and we alone are cut off: our session
+// will expire, so we stop before it does (a gap, never a double scrape)
+// and resume if the session turns out to have survived. Peers that lost
+// their connection too (ZooKeeper restarted, or lost its quorum), or that
+// we cannot reach, prove nothing: we scrape on.
 func (c *Coordinator) probePeers(ctx context.Context, probe *time.Timer) {
 	if c.connected || c.regSession == 0 {
 		return
@@ -367,8 +372,8 @@ func (c *Coordinator) probePeers(ctx context.Context, probe *time.Timer) {
 }
 
 // askPeers asks every peer, concurrently, for its view: whether one that
-// has a session no longer lists us (dropped), or at least one has a session
-// (connected), and which.
+// has a session no longer lists us (dropped), or at least one has had a
+// session since before we lost ours (connected), and which.
 func (c *Coordinator) askPeers(ctx context.Context) (peer string, dropped, connected bool) {
 	ctx, cancel := context.WithTimeout(ctx, c.probeEvery())
 	defer cancel()
@@ -385,6 +390,12 @@ func (c *Coordinator) askPeers(ctx context.Context) (peer string, dropped, conne
 			if err != nil || !st.Connected || !st.Registered {
 				return
 			}
+			// A peer whose connection came up after ours went down was
+			// cut off too: ZooKeeper itself was away (a restart, an
+			// election), sessions get a fresh timeout, and ours is not
+			// about to expire. Only a peer that stayed connected
+			// throughout proves that we alone are cut off.
+			steady := st.ConnectedSince.Before(c.lostAt)
 			listed := false
 			for _, pm := range st.Members {
 				listed = listed || pm.ID == c.cfg.MemberID
@@ -394,7 +405,7 @@ func (c *Coordinator) askPeers(ctx context.Context) (peer string, dropped, conne
 			if !dropped {
 				peer = id
 			}
-			connected = true
+			connected = connected || steady
 			dropped = dropped || !listed
 		})
 	}

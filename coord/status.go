@@ -8,16 +8,20 @@ import (
 
 // Status is this member's view of the pool, for /cluster.
 type Status struct {
-	Self        string         `json:"self"`
-	Connected   bool           `json:"connected"`
-	Session     string         `json:"session"`
-	Registered  bool           `json:"registered"`
-	Suspended   bool           `json:"suspended"`
-	Members     []MemberStatus `json:"members"`
-	Slots       int            `json:"slots"`
-	RingChanged time.Time      `json:"ring_changed"`
-	Jobs        int            `json:"jobs"`
-	InvalidJobs []JobStatus    `json:"invalid_jobs"`
+	Self      string `json:"self"`
+	Connected bool   `json:"connected"`
+	// ConnectedSince is when the current connection came up: peers that
+	// lost theirs use it to tell "only I am cut off" from "ZooKeeper was
+	// down for everyone".
+	ConnectedSince time.Time      `json:"connected_since,omitzero"`
+	Session        string         `json:"session"`
+	Registered     bool           `json:"registered"`
+	Suspended      bool           `json:"suspended"`
+	Members        []MemberStatus `json:"members"`
+	Slots          int            `json:"slots"`
+	RingChanged    time.Time      `json:"ring_changed"`
+	Jobs           int            `json:"jobs"`
+	InvalidJobs    []JobStatus    `json:"invalid_jobs"`
 }
 
 // MemberStatus is one member as this member sees it.
@@ -73,6 +77,7 @@ func (c *Coordinator) publishStatus() {
 	c.statusMu.Lock()
 	defer c.statusMu.Unlock()
 	c.status.Connected = c.connected
+	c.status.ConnectedSince = c.connectedSince
 	c.status.Session = fmt.Sprintf("%#x", c.conn.SessionID())
 	c.status.Registered = c.regSession != 0 && c.regSession == c.conn.SessionID()
 	c.status.Members = ms
