@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -97,7 +96,7 @@ func envInt(t *testing.T, k string, d int) int {
 type wireSetting struct {
 	format produce.RecordFormat
 	linger time.Duration
-	comp   string // "default" (kgo's zstd: 64 KiB window, default level) or a zstdComp name
+	comp   string // see compressorOpts
 }
 
 func (s wireSetting) name() string {
@@ -117,7 +116,7 @@ func wireSettings() []wireSetting {
 			lingers = append(lingers, d)
 		}
 	}
-	comps := strings.Split(envOr("SHOAL_BENCH_KAFKA_COMPRESSORS", "default,w1m,w1m-best"), ",")
+	comps := strings.Split(envOr("SHOAL_BENCH_KAFKA_COMPRESSORS", "shoal,kgo"), ",")
 	for _, f := range []produce.RecordFormat{produce.RW2, produce.RW1} {
 		for _, l := range lingers {
 			for _, c := range comps {
@@ -128,59 +127,29 @@ func wireSettings() []wireSetting {
 	return out
 }
 
-// zstdComp is a kgo.Compressor: zstd with a chosen window and level
-// (kgo's own fixes the window at 64 KiB; v1.22.2 lets ZstdCompression()
-// change only the level, WithCompressor everything).
-type zstdComp struct {
-	pool sync.Pool
-}
-
-func newZstdComp(name string) (kgo.Compressor, error) {
-	var opts []zstd.EOption
+// compressorOpts returns the kgo options of a compressor setting:
+// "shoal" is the sink's own (zstd, 1 MiB window: produce/kafka_zstd.go),
+// "kgo" kgo.ZstdCompression() (64 KiB window), "kgo-fastest" and
+// "kgo-better" the same at another level.
+func compressorOpts(name string) ([]kgo.Opt, error) {
+	var codec kgo.CompressionCodec
 	switch name {
-	case "default":
+	case "shoal":
 		return nil, nil
-	case "kgo-better", "kgo-best":
-		// kgo's own compressor (64 KiB window) at another level: no
-		// custom code needed (see kgoLevelOpt).
-		return nil, nil
-	case "w1m":
-		opts = []zstd.EOption{zstd.WithWindowSize(1 << 20)}
-	case "w1m-best":
-		opts = []zstd.EOption{zstd.WithWindowSize(1 << 20), zstd.WithEncoderLevel(zstd.SpeedBestCompression)}
-	case "w64k-best":
-		opts = []zstd.EOption{zstd.WithWindowSize(64 << 10), zstd.WithEncoderLevel(zstd.SpeedBestCompression)}
-	case "w64k-better":
-		opts = []zstd.EOption{zstd.WithWindowSize(64 << 10), zstd.WithEncoderLevel(zstd.SpeedBetterCompression)}
+	case "kgo":
+		codec = kgo.ZstdCompression()
+	case "kgo-fastest":
+		codec = kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest))
+	case "kgo-better":
+		codec = kgo.ZstdCompression().WithLevel(int(zstd.SpeedBetterCompression))
 	default:
 		return nil, fmt.Errorf("unknown compressor %q", name)
 	}
-	opts = append(opts, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
-	c := &zstdComp{}
-	c.pool.New = func() any {
-		e, _ := zstd.NewWriter(nil, opts...)
-		return e
+	c, err := kgo.DefaultCompressor(codec)
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
-}
-
-// kgoLevelOpt is the option for the "kgo-*" compressors: what
-// produce/kafka.go would pass to change the zstd level alone.
-func kgoLevelOpt(name string) kgo.Opt {
-	switch name {
-	case "kgo-better":
-		return kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedBetterCompression)))
-	case "kgo-best":
-		return kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedBestCompression)))
-	}
-	return nil
-}
-
-func (c *zstdComp) Compress(dst *bytes.Buffer, src []byte, _ ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
-	e := c.pool.Get().(*zstd.Encoder)
-	defer c.pool.Put(e)
-	out := e.EncodeAll(src, dst.Bytes()[:0])
-	return out, kgo.CodecZstd
+	return []kgo.Opt{kgo.WithCompressor(c)}, nil
 }
 
 // teeSink writes every scrape to each sink in turn (Kafka.Write only
@@ -265,16 +234,9 @@ func kafkaBytes(t *testing.T, broker, logDir, mode string) {
 		cfg.Format = s.format
 		cfg.MemberID = "bench:9464"
 		cfg.FlushTimeout = 30 * time.Second
-		cfg.ClientOpts = []kgo.Opt{kgo.ProducerLinger(s.linger)}
-		comp, err := newZstdComp(s.comp)
-		if err != nil {
+		cfg.Linger = s.linger
+		if cfg.ClientOpts, err = compressorOpts(s.comp); err != nil {
 			t.Fatal(err)
-		}
-		if comp != nil {
-			cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithCompressor(comp))
-		}
-		if o := kgoLevelOpt(s.comp); o != nil {
-			cfg.ClientOpts = append(cfg.ClientOpts, o)
 		}
 		regs[i] = prometheus.NewRegistry()
 		k, err := produce.NewKafka(cfg, regs[i], nil)
