@@ -35,23 +35,22 @@ import (
 // (shoal_kafka_samples_total).
 //
 // Opt-in, never part of `make test` (it takes about a minute per value mode
-// and wants a real broker):
+// and wants a real broker). With the defaults it measures README's table
+// (Record format, Batching) for 300 targets:
 //
 //	scripts/testenv.sh up kafka && set -a && . .testenv/env && set +a
 //	SHOAL_BENCH_KAFKA=1 go test ./bench -run TestKafkaBytesPerSample -v -timeout 10m
 //	scripts/testenv.sh down
 //
-// Knobs (env): SHOAL_BENCH_KAFKA_TARGETS (default 100),
-// SHOAL_BENCH_KAFKA_INTERVAL_MS (default 5000), SHOAL_BENCH_KAFKA_SCRAPES (per
-// target, default 5), SHOAL_BENCH_KAFKA_PARTITIONS (default 6),
+// Knobs (env): SHOAL_BENCH_KAFKA_TARGETS (default 300),
+// SHOAL_BENCH_KAFKA_INTERVAL_MS (default 15000), SHOAL_BENCH_KAFKA_SCRAPES
+// (per target, default 4), SHOAL_BENCH_KAFKA_PARTITIONS (default 6),
 // SHOAL_BENCH_KAFKA_MODES (default "shared,distinct"),
-// SHOAL_BENCH_KAFKA_LINGERS (default "10ms,100ms,500ms,1s"),
-// SHOAL_BENCH_KAFKA_COMPRESSORS (default "default,w1m,w1m-best"; see
-// newZstdComp and kgoLevelOpt). The default 100 targets at 5 s is the rate
-// of 300 targets at 15 s: 20 scrapes/s, 3.3 per partition per second,
-// which is what decides how many records a linger puts in one batch (a
-// linger of at least the interval would also put consecutive scrapes of one
-// target in a batch: use the real interval for long lingers).
+// SHOAL_BENCH_KAFKA_LINGERS (the sink's KafkaConfig.Linger, default
+// "10ms,1s,2s,5s"), SHOAL_BENCH_KAFKA_COMPRESSORS (default "shoal,kgo";
+// see compressorOpts). Scrapes per second per partition decide how many
+// records a linger puts in one batch; keep the linger below the interval,
+// or consecutive scrapes of one target share a batch too, which flatters.
 //
 // Two value modes, as subtests: "shared" serves the farm's payload as is to
 // every target (all targets expose identical values, rotated through 3
@@ -105,7 +104,7 @@ func (s wireSetting) name() string {
 
 func wireSettings() []wireSetting {
 	var out []wireSetting
-	lingers := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, time.Second}
+	lingers := []time.Duration{10 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
 	if v := os.Getenv("SHOAL_BENCH_KAFKA_LINGERS"); v != "" {
 		lingers = nil
 		for _, f := range strings.Split(v, ",") {
@@ -167,9 +166,9 @@ func (t teeSink) Write(s *produce.Scrape) error {
 
 func kafkaBytes(t *testing.T, broker, logDir, mode string) {
 	var (
-		targets    = envInt(t, "SHOAL_BENCH_KAFKA_TARGETS", 100)
-		interval   = time.Duration(envInt(t, "SHOAL_BENCH_KAFKA_INTERVAL_MS", 5000)) * time.Millisecond
-		scrapes    = envInt(t, "SHOAL_BENCH_KAFKA_SCRAPES", 5)
+		targets    = envInt(t, "SHOAL_BENCH_KAFKA_TARGETS", 300)
+		interval   = time.Duration(envInt(t, "SHOAL_BENCH_KAFKA_INTERVAL_MS", 15000)) * time.Millisecond
+		scrapes    = envInt(t, "SHOAL_BENCH_KAFKA_SCRAPES", 4)
 		partitions = int32(envInt(t, "SHOAL_BENCH_KAFKA_PARTITIONS", 6))
 	)
 	ctx := t.Context()

@@ -29,7 +29,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/shoal-scraper/shoal/internal/javakafka"
-	"github.com/shoal-scraper/shoal/parse"
 )
 
 const testTopic = "shoal-metrics"
@@ -967,36 +966,6 @@ func TestSizeClasses(t *testing.T) {
 			t.Errorf("classDown(1<<%d+1) = %d", c, d)
 		}
 	}
-}
-
-// nodeScrape is the node_exporter fixture as one scrape of one target.
-func nodeScrape(tb testing.TB) *Scrape {
-	tb.Helper()
-	body, err := os.ReadFile("../parse/testdata/node_exporter.prom")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &Scrape{Key: "node/10.0.0.1:9100", Job: "node", Instance: "10.0.0.1:9100", T: 1763900000000}
-	var p parse.Parser
-	f, err := parse.FormatFor([]byte("text/plain; version=0.0.4"), "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for p.Reset(body, f); p.Next(); {
-		ls, err := p.Labels()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		b := labels.NewBuilder(ls)
-		b.Set("job", s.Job)
-		b.Set("instance", s.Instance)
-		ls = b.Labels()
-		s.Samples = append(s.Samples, Sample{Series: &Series{Labels: ls, Hash: ls.Hash()}, T: s.T, V: p.Value()})
-	}
-	if err := p.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return s
 }
 
 // BenchmarkKafkaSink measures the sink on one core (-cpu=1), writing the
