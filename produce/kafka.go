@@ -253,8 +253,10 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		// (franz-go pkg/kgo/partitioner.go). TestKafkaPartitionerIsJavas
 		// checks it against an independent port and Kafka's vectors.
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		// The only compression layer: record values are plain protobuf.
-		// zstd with a window spanning the whole batch (kafka_zstd.go).
+		// The only compression layer: record values are plain protobuf,
+		// batches get zstd with a window spanning the whole batch
+		// (kafka_zstd.go). The codec option is what kgo would use without
+		// WithCompressor (its default is snappy).
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.WithCompressor(newBatchCompressor()),
 		kgo.ProducerBatchMaxBytes(batchMax),
