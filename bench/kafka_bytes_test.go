@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,23 +35,22 @@ import (
 // (shoal_kafka_samples_total).
 //
 // Opt-in, never part of `make test` (it takes about a minute per value mode
-// and wants a real broker):
+// and wants a real broker). With the defaults it measures README's table
+// (Record format, Batching) for 300 targets:
 //
 //	scripts/testenv.sh up kafka && set -a && . .testenv/env && set +a
 //	SHOAL_BENCH_KAFKA=1 go test ./bench -run TestKafkaBytesPerSample -v -timeout 10m
 //	scripts/testenv.sh down
 //
-// Knobs (env): SHOAL_BENCH_KAFKA_TARGETS (default 100),
-// SHOAL_BENCH_KAFKA_INTERVAL_MS (default 5000), SHOAL_BENCH_KAFKA_SCRAPES (per
-// target, default 5), SHOAL_BENCH_KAFKA_PARTITIONS (default 6),
+// Knobs (env): SHOAL_BENCH_KAFKA_TARGETS (default 300),
+// SHOAL_BENCH_KAFKA_INTERVAL_MS (default 15000), SHOAL_BENCH_KAFKA_SCRAPES
+// (per target, default 4), SHOAL_BENCH_KAFKA_PARTITIONS (default 6),
 // SHOAL_BENCH_KAFKA_MODES (default "shared,distinct"),
-// SHOAL_BENCH_KAFKA_LINGERS (default "10ms,100ms,500ms,1s"),
-// SHOAL_BENCH_KAFKA_COMPRESSORS (default "default,w1m,w1m-best"; see
-// newZstdComp and kgoLevelOpt). The default 100 targets at 5 s is the rate
-// of 300 targets at 15 s: 20 scrapes/s, 3.3 per partition per second,
-// which is what decides how many records a linger puts in one batch (a
-// linger of at least the interval would also put consecutive scrapes of one
-// target in a batch: use the real interval for long lingers).
+// SHOAL_BENCH_KAFKA_LINGERS (the sink's KafkaConfig.Linger, default
+// "10ms,1s,2s,5s"), SHOAL_BENCH_KAFKA_COMPRESSORS (default "shoal,kgo";
+// see compressorOpts). Scrapes per second per partition decide how many
+// records a linger puts in one batch; keep the linger below the interval,
+// or consecutive scrapes of one target share a batch too, which flatters.
 //
 // Two value modes, as subtests: "shared" serves the farm's payload as is to
 // every target (all targets expose identical values, rotated through 3
@@ -97,7 +95,7 @@ func envInt(t *testing.T, k string, d int) int {
 type wireSetting struct {
 	format produce.RecordFormat
 	linger time.Duration
-	comp   string // "default" (kgo's zstd: 64 KiB window, default level) or a zstdComp name
+	comp   string // see compressorOpts
 }
 
 func (s wireSetting) name() string {
@@ -106,7 +104,7 @@ func (s wireSetting) name() string {
 
 func wireSettings() []wireSetting {
 	var out []wireSetting
-	lingers := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, time.Second}
+	lingers := []time.Duration{10 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
 	if v := os.Getenv("SHOAL_BENCH_KAFKA_LINGERS"); v != "" {
 		lingers = nil
 		for _, f := range strings.Split(v, ",") {
@@ -117,7 +115,7 @@ func wireSettings() []wireSetting {
 			lingers = append(lingers, d)
 		}
 	}
-	comps := strings.Split(envOr("SHOAL_BENCH_KAFKA_COMPRESSORS", "default,w1m,w1m-best"), ",")
+	comps := strings.Split(envOr("SHOAL_BENCH_KAFKA_COMPRESSORS", "shoal,kgo"), ",")
 	for _, f := range []produce.RecordFormat{produce.RW2, produce.RW1} {
 		for _, l := range lingers {
 			for _, c := range comps {
@@ -128,59 +126,29 @@ func wireSettings() []wireSetting {
 	return out
 }
 
-// zstdComp is a kgo.Compressor: zstd with a chosen window and level
-// (kgo's own fixes the window at 64 KiB; v1.22.2 lets ZstdCompression()
-// change only the level, WithCompressor everything).
-type zstdComp struct {
-	pool sync.Pool
-}
-
-func newZstdComp(name string) (kgo.Compressor, error) {
-	var opts []zstd.EOption
+// compressorOpts returns the kgo options of a compressor setting:
+// "shoal" is the sink's own (zstd, 1 MiB window: produce/kafka_zstd.go),
+// "kgo" kgo.ZstdCompression() (64 KiB window), "kgo-fastest" and
+// "kgo-better" the same at another level.
+func compressorOpts(name string) ([]kgo.Opt, error) {
+	var codec kgo.CompressionCodec
 	switch name {
-	case "default":
+	case "shoal":
 		return nil, nil
-	case "kgo-better", "kgo-best":
-		// kgo's own compressor (64 KiB window) at another level: no
-		// custom code needed (see kgoLevelOpt).
-		return nil, nil
-	case "w1m":
-		opts = []zstd.EOption{zstd.WithWindowSize(1 << 20)}
-	case "w1m-best":
-		opts = []zstd.EOption{zstd.WithWindowSize(1 << 20), zstd.WithEncoderLevel(zstd.SpeedBestCompression)}
-	case "w64k-best":
-		opts = []zstd.EOption{zstd.WithWindowSize(64 << 10), zstd.WithEncoderLevel(zstd.SpeedBestCompression)}
-	case "w64k-better":
-		opts = []zstd.EOption{zstd.WithWindowSize(64 << 10), zstd.WithEncoderLevel(zstd.SpeedBetterCompression)}
+	case "kgo":
+		codec = kgo.ZstdCompression()
+	case "kgo-fastest":
+		codec = kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest))
+	case "kgo-better":
+		codec = kgo.ZstdCompression().WithLevel(int(zstd.SpeedBetterCompression))
 	default:
 		return nil, fmt.Errorf("unknown compressor %q", name)
 	}
-	opts = append(opts, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
-	c := &zstdComp{}
-	c.pool.New = func() any {
-		e, _ := zstd.NewWriter(nil, opts...)
-		return e
+	c, err := kgo.DefaultCompressor(codec)
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
-}
-
-// kgoLevelOpt is the option for the "kgo-*" compressors: what
-// produce/kafka.go would pass to change the zstd level alone.
-func kgoLevelOpt(name string) kgo.Opt {
-	switch name {
-	case "kgo-better":
-		return kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedBetterCompression)))
-	case "kgo-best":
-		return kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedBestCompression)))
-	}
-	return nil
-}
-
-func (c *zstdComp) Compress(dst *bytes.Buffer, src []byte, _ ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
-	e := c.pool.Get().(*zstd.Encoder)
-	defer c.pool.Put(e)
-	out := e.EncodeAll(src, dst.Bytes()[:0])
-	return out, kgo.CodecZstd
+	return []kgo.Opt{kgo.WithCompressor(c)}, nil
 }
 
 // teeSink writes every scrape to each sink in turn (Kafka.Write only
@@ -198,9 +166,9 @@ func (t teeSink) Write(s *produce.Scrape) error {
 
 func kafkaBytes(t *testing.T, broker, logDir, mode string) {
 	var (
-		targets    = envInt(t, "SHOAL_BENCH_KAFKA_TARGETS", 100)
-		interval   = time.Duration(envInt(t, "SHOAL_BENCH_KAFKA_INTERVAL_MS", 5000)) * time.Millisecond
-		scrapes    = envInt(t, "SHOAL_BENCH_KAFKA_SCRAPES", 5)
+		targets    = envInt(t, "SHOAL_BENCH_KAFKA_TARGETS", 300)
+		interval   = time.Duration(envInt(t, "SHOAL_BENCH_KAFKA_INTERVAL_MS", 15000)) * time.Millisecond
+		scrapes    = envInt(t, "SHOAL_BENCH_KAFKA_SCRAPES", 4)
 		partitions = int32(envInt(t, "SHOAL_BENCH_KAFKA_PARTITIONS", 6))
 	)
 	ctx := t.Context()
@@ -265,16 +233,9 @@ func kafkaBytes(t *testing.T, broker, logDir, mode string) {
 		cfg.Format = s.format
 		cfg.MemberID = "bench:9464"
 		cfg.FlushTimeout = 30 * time.Second
-		cfg.ClientOpts = []kgo.Opt{kgo.ProducerLinger(s.linger)}
-		comp, err := newZstdComp(s.comp)
-		if err != nil {
+		cfg.Linger = s.linger
+		if cfg.ClientOpts, err = compressorOpts(s.comp); err != nil {
 			t.Fatal(err)
-		}
-		if comp != nil {
-			cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithCompressor(comp))
-		}
-		if o := kgoLevelOpt(s.comp); o != nil {
-			cfg.ClientOpts = append(cfg.ClientOpts, o)
 		}
 		regs[i] = prometheus.NewRegistry()
 		k, err := produce.NewKafka(cfg, regs[i], nil)

@@ -26,7 +26,7 @@ import (
 // and appends the record to a FIFO queue in memory; that is all.
 //
 // One goroutine, the pump, takes records from the head of the queue and
-// hands them to the franz-go client (kgo), which batches them per
+// hands them to the franz-go client (kgo) in bursts; kgo batches them per
 // partition, compresses the batches with zstd, sends them with acks=all and
 // idempotence, and retries without limit. kgo calls a promise per record
 // once it is acknowledged or failed for good; the promise releases the
@@ -38,7 +38,7 @@ import (
 //	queued + inflight <= KafkaConfig.BufferBytes
 //
 // where queued is what the queue holds and inflight what kgo holds. Two
-// rules keep it:
+// rules keep it, and a third decides when records move:
 //
 //  1. The pump hands a record over only while inflight stays within a
 //     quarter of the budget (or kgo holds nothing: a record can always
@@ -49,6 +49,14 @@ import (
 //  2. Write makes room by dropping the oldest records still queued
 //     (never those kgo holds), counting every sample; a scrape that
 //     cannot fit even in an empty queue is dropped itself.
+//  3. Records gather in the queue and move in bursts: a burst starts
+//     when the oldest queued record has waited KafkaConfig.Linger, when
+//     the queue holds an eighth of the budget, or when Close begins, and
+//     goes on until the queue is empty. A burst takes microseconds per
+//     record, so kgo (lingering 10 ms) puts all of a partition's records
+//     of a burst in one batch: a batch holds every scrape of its
+//     partition's targets since the last burst, and zstd, which sees the
+//     whole batch (kafka_zstd.go), stores what they share once.
 //
 // So during an outage the oldest quarter waits in kgo, is retried, and is
 // delivered first when the broker is back, followed by the newest three
@@ -83,6 +91,13 @@ import (
 // memory not in cache) was a quarter of Write's time for a node_exporter
 // scrape in rw2.
 //
+// Lingering in kgo (ProducerLinger) instead of in the queue: while kgo
+// holds its share of a small buffer, new records wait out the linger in
+// kgo, so throughput is capped at a quarter of the buffer per linger, and
+// records kgo holds cannot be dropped for newer ones. In the queue they
+// can, and the size trigger of rule 3 turns a small buffer into smaller
+// batches instead of a cap.
+//
 // Handing records straight to kgo from Write with TryProduce and kgo's
 // MaxBufferedBytes as the bound: when the buffer is full TryProduce fails
 // the newest record, not the oldest, and kgo offers no way to evict the
@@ -98,6 +113,7 @@ type Kafka struct {
 	member      []byte
 	fixedHdr    int   // header bytes common to every record: keys, content type, member
 	inflightCap int64 // rule 1 above
+	burstBytes  int64 // rule 3 above: queued bytes that start a burst before the linger is up
 	maxClass    int   // largest buffer class kept in the pools
 
 	// pools hold *entry by the size class of cap(entry.buf): pools[c]
@@ -135,6 +151,7 @@ type Kafka struct {
 	queued       int64 // bytes charged to records in q
 	inflight     int64 // bytes charged to records handed to kgo, promise not yet run
 	inflightRecs int
+	draining     bool // a burst is under way: hand over until the queue is empty (rule 3)
 	closing      bool
 	aborted      bool
 	drops        dropCounts // since the last drop log line
@@ -145,6 +162,11 @@ type Kafka struct {
 // entryOverhead is charged to every record on top of its buffer: the entry
 // with its kgo.Record and headers, and kgo's bookkeeping per record.
 const entryOverhead = 512
+
+// kgoLinger is kgo's linger: long enough that a burst from the pump
+// (a few microseconds per record) lands in one batch per partition, short
+// enough to add nothing noticeable to KafkaConfig.Linger.
+const kgoLinger = 10 * time.Millisecond
 
 // Size classes of record buffers: 512 B up to 1 GiB.
 const (
@@ -198,6 +220,7 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		contentType: []byte(cfg.Format.ContentType()),
 		member:      []byte(cfg.MemberID),
 		inflightCap: cfg.BufferBytes / 4,
+		burstBytes:  cfg.BufferBytes / 8,
 		maxClass:    classUp(cfg.MaxRecordBytes),
 		splits:      map[string]int{},
 		wake:        make(chan struct{}, 1),
@@ -230,13 +253,17 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		// (franz-go pkg/kgo/partitioner.go). TestKafkaPartitionerIsJavas
 		// checks it against an independent port and Kafka's vectors.
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		// The only compression layer: record values are plain protobuf.
+		// The only compression layer: record values are plain protobuf,
+		// batches get zstd with a window spanning the whole batch
+		// (kafka_zstd.go). The codec option is what kgo would use without
+		// WithCompressor (its default is snappy).
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.WithCompressor(newBatchCompressor()),
 		kgo.ProducerBatchMaxBytes(batchMax),
-		// Linger (KafkaConfig.Linger, default 10 ms): a longer one puts
-		// several targets' scrapes in a batch, which compresses to about
-		// half the bytes (see KafkaConfig.Linger for the trade-off).
-		kgo.ProducerLinger(cfg.Linger),
+		// The pump gathers records for KafkaConfig.Linger and hands them
+		// over in bursts; kgo's own linger only has to keep a burst
+		// together, one batch per partition (see the design note).
+		kgo.ProducerLinger(kgoLinger),
 		// The broker-side timeout of a produce request (kgo's default);
 		// a timed-out request is retried, not failed.
 		kgo.ProduceRequestTimeout(10 * time.Second),
@@ -250,7 +277,9 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		kgo.MaxBufferedRecords(int(k.inflightCap/entryOverhead) + 1024),
 		// Failed broker connections (dial, TLS, SASL) are counted and
 		// logged: records then wait, and the operator must know why.
-		kgo.WithHooks(connHook{k}),
+		// Written batches are counted, so that records per batch and
+		// bytes per sample on the wire can be watched.
+		kgo.WithHooks(clientHook{k}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
@@ -515,10 +544,15 @@ func (k *Kafka) dropTooLarge(key string, n int) {
 	k.mu.Unlock()
 }
 
-// pump hands queued records to kgo in order while the in-flight share
-// allows (rule 1). It returns when the queue is empty after Close began, or
-// when Close gives up.
+// pump hands queued records to kgo in order, in bursts (rule 3 of the
+// design note), while the in-flight share allows (rule 1). It returns when
+// the queue is empty after Close began, or when Close gives up.
 func (k *Kafka) pump() {
+	// timer wakes the pump when the oldest queued record has lingered
+	// long enough; it is armed only while the pump waits for that.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		k.mu.Lock()
 		for !k.aborted && !k.canHand() {
@@ -526,9 +560,15 @@ func (k *Kafka) pump() {
 				k.mu.Unlock()
 				return
 			}
+			var due <-chan time.Time
+			if k.q.len() > 0 && !k.draining {
+				timer.Reset(time.Until(k.q.peek().enq.Add(k.cfg.Linger)))
+				due = timer.C
+			}
 			k.mu.Unlock()
 			select {
 			case <-k.wake:
+			case <-due:
 			case <-k.abort:
 			}
 			k.mu.Lock()
@@ -541,6 +581,9 @@ func (k *Kafka) pump() {
 		k.queued -= e.size
 		k.inflight += e.size
 		k.inflightRecs++
+		// The burst goes on until the queue is empty, including what is
+		// written meanwhile: records handed over together share batches.
+		k.draining = k.q.len() > 0
 		k.mu.Unlock()
 		// e belongs to kgo now: the promise may already have released it
 		// when Produce returns.
@@ -548,13 +591,25 @@ func (k *Kafka) pump() {
 	}
 }
 
-// canHand reports whether the pump may hand the head of the queue to kgo.
-// k.mu is held.
+// canHand reports whether the pump may hand the head of the queue to kgo
+// now: a burst is under way or due (rule 3), and the in-flight share has
+// room (rule 1). k.mu is held.
 func (k *Kafka) canHand() bool {
 	if k.q.len() == 0 {
 		return false
 	}
-	return k.inflight == 0 || k.inflight+k.q.peek().size <= k.inflightCap
+	head := k.q.peek()
+	if !k.draining && !k.burstDue(head) {
+		return false
+	}
+	return k.inflight == 0 || k.inflight+head.size <= k.inflightCap
+}
+
+// burstDue reports whether a burst should start (rule 3): Close began, the
+// queue holds burstBytes, or its oldest record, head, has waited Linger.
+// k.mu is held.
+func (k *Kafka) burstDue(head *entry) bool {
+	return k.closing || k.queued >= k.burstBytes || time.Since(head.enq) >= k.cfg.Linger
 }
 
 // finish is every record's promise. kgo calls promises one at a time on
@@ -895,13 +950,21 @@ func (k *Kafka) logDrops() {
 	}
 }
 
-// connHook counts failed broker connections in errors_total by kind and
+// clientHook counts failed broker connections in errors_total by kind and
 // logs them at most once per DropLogInterval, with the count since the
 // last line. kgo reports the dial and the connection's initialization (TLS
-// handshake, API versions, SASL) through OnBrokerConnect.
-type connHook struct{ k *Kafka }
+// handshake, API versions, SASL) through OnBrokerConnect. It also counts
+// the batches kgo writes and their compressed size.
+type clientHook struct{ k *Kafka }
 
-func (h connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+// OnProduceBatchWritten runs on kgo's goroutine once a batch is
+// acknowledged; it only updates counters.
+func (h clientHook) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	h.k.m.batches.Inc()
+	h.k.m.compressedBytes.Add(float64(m.CompressedBytes))
+}
+
+func (h clientHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	k := h.k
 	if err == nil || k.closed.Load() {
 		return

@@ -13,7 +13,7 @@ import (
 )
 
 // KafkaConfig configures the Kafka sink. Start from DefaultKafkaConfig; zero
-// fields passed to NewKafka take its defaults too. Only cmd/ maps flags onto
+// fields passed to NewKafka take its defaults too, except Linger. Only cmd/ maps flags onto
 // it.
 type KafkaConfig struct {
 	// Brokers are the seed brokers, host:port. Required.
@@ -37,10 +37,12 @@ type KafkaConfig struct {
 	Format RecordFormat
 	// BufferBytes bounds the memory held by records not yet acknowledged:
 	// those queued in the sink plus those handed to the Kafka client. When
-	// it is full the oldest queued records are dropped. Default 256 MiB:
-	// about 3 minutes of a 10k-target member (10 s interval, ~50 KB per
-	// scrape) riding out a broker outage, a small share of a scraper's RAM.
-	// At least 4 × MaxRecordBytes.
+	// it is full the oldest queued records are dropped. Default 256 MiB,
+	// a small share of a scraper's RAM: a node_exporter scrape in rw2 is
+	// charged about 28 KB (a 25 KB record, its buffer's slack and
+	// bookkeeping), so this rides out a broker outage of about 2 minutes at
+	// 1,000 targets × 15 s, or 10 s at 10,000 targets × 10 s (raise it
+	// there). At least 4 × MaxRecordBytes.
 	BufferBytes int64
 	// MaxRecordBytes bounds one record as the broker counts it (value, key
 	// and headers); bigger scrapes are split into several records. Default
@@ -51,16 +53,20 @@ type KafkaConfig struct {
 	// client to deliver. Default 10 s: a broker that has not answered by
 	// then is unlikely to before the process is killed.
 	FlushTimeout time.Duration
-	// Linger is how long a partition's batch waits for more records before
-	// it is sent. Default 10 ms (kgo's). Longer lingers put several
-	// targets' scrapes in a batch, and zstd then finds what similar targets
-	// share: at 300 node_exporter targets × 15 s on 6 partitions, rw2 costs
-	// 4.9–6.9 B/sample at the broker with 1 s against 12.5–13 with 10 ms
-	// (bench/kafka_bytes_test.go). It is not the default yet: while kgo
-	// holds its share of a small buffer, records wait out the linger, so
-	// with a small buffer a long linger caps throughput and turns into
-	// drops after an outage. Raise it with a buffer of many seconds of
-	// data.
+	// Linger is how long the sink gathers records before it hands them to
+	// the Kafka client in one burst, so that each partition's batch holds
+	// many targets' scrapes: zstd then finds what similar targets share.
+	// Default 5 s, the longest a record waits (Prometheus's remote write
+	// waits as long, batch_send_deadline): at 300 node_exporter targets ×
+	// 15 s on 6 partitions a batch then holds about 16 scrapes and rw2
+	// costs 4.5 B/sample at the broker, against 13 with a 10 ms linger
+	// (bench/kafka_bytes_test.go). The records wait in the sink's queue,
+	// within BufferBytes, where dropping the oldest still works: a burst
+	// also starts as soon as the queue holds an eighth of BufferBytes, so
+	// a small buffer makes smaller batches, never drops or a throughput
+	// cap. Close hands everything over at once. Unlike the other fields,
+	// 0 is not replaced by the default: it hands every record over at
+	// once (kgo's own 10 ms linger still batches what arrives together).
 	Linger time.Duration
 	// MemberID is the value of every record's member header: which shoal
 	// process wrote it. cmd/shoal defaults it to hostname:web-port.
@@ -89,7 +95,7 @@ const (
 	DefaultKafkaBufferBytes    = 256 << 20
 	DefaultKafkaMaxRecordBytes = 1_000_000
 	DefaultKafkaFlushTimeout   = 10 * time.Second
-	DefaultKafkaLinger         = 10 * time.Millisecond
+	DefaultKafkaLinger         = 5 * time.Second
 	DefaultKafkaFormat         = RW2
 )
 
@@ -126,9 +132,6 @@ func (c *KafkaConfig) setDefaults() {
 	}
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = d.FlushTimeout
-	}
-	if c.Linger == 0 {
-		c.Linger = d.Linger
 	}
 	if c.DropLogInterval == 0 {
 		c.DropLogInterval = d.DropLogInterval

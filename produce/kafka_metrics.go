@@ -7,15 +7,17 @@ import (
 // kafkaMetrics are the Kafka sink's own metrics. Every update is an atomic
 // operation, so they are safe to touch from Write, the pump and promises.
 type kafkaMetrics struct {
-	records     prometheus.Counter
-	bytes       prometheus.Counter
-	samples     prometheus.Counter
-	latency     prometheus.Histogram
-	bufferBytes prometheus.Gauge
-	bufferLimit prometheus.Gauge
-	errors      *prometheus.CounterVec
-	errorsBy    map[string]prometheus.Counter // errors by kind, resolved once
-	dropped     prometheus.Counter
+	records         prometheus.Counter
+	bytes           prometheus.Counter
+	batches         prometheus.Counter
+	compressedBytes prometheus.Counter
+	samples         prometheus.Counter
+	latency         prometheus.Histogram
+	bufferBytes     prometheus.Gauge
+	bufferLimit     prometheus.Gauge
+	errors          *prometheus.CounterVec
+	errorsBy        map[string]prometheus.Counter // errors by kind, resolved once
+	dropped         prometheus.Counter
 }
 
 func newKafkaMetrics(reg prometheus.Registerer, limit int64) *kafkaMetrics {
@@ -27,6 +29,14 @@ func newKafkaMetrics(reg prometheus.Registerer, limit int64) *kafkaMetrics {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_kafka_bytes_total",
 			Help: "Value bytes of acknowledged records, before Kafka's batch compression.",
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_kafka_batches_total",
+			Help: "Record batches acknowledged by Kafka: records_total / batches_total is how many records zstd compresses together (see --kafka.linger).",
+		}),
+		compressedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_kafka_compressed_bytes_total",
+			Help: "Bytes of the records of acknowledged batches after zstd, as stored by the broker (without the 61-byte header of each batch).",
 		}),
 		samples: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_kafka_samples_total",
@@ -60,7 +70,7 @@ func newKafkaMetrics(reg prometheus.Registerer, limit int64) *kafkaMetrics {
 	}
 	m.bufferLimit.Set(float64(limit))
 	if reg != nil {
-		reg.MustRegister(m.records, m.bytes, m.samples, m.latency, m.bufferBytes, m.bufferLimit, m.errors, m.dropped)
+		reg.MustRegister(m.records, m.bytes, m.batches, m.compressedBytes, m.samples, m.latency, m.bufferBytes, m.bufferLimit, m.errors, m.dropped)
 	}
 	return m
 }

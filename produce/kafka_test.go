@@ -29,7 +29,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/shoal-scraper/shoal/internal/javakafka"
-	"github.com/shoal-scraper/shoal/parse"
 )
 
 const testTopic = "shoal-metrics"
@@ -81,6 +80,10 @@ func newSink(t testing.TB, brokers []string, edit func(*KafkaConfig)) *testSink 
 	// Retry fast: tests unblock a refusing broker and want delivery now,
 	// not after kgo's backoff has grown to 5 s.
 	cfg.ClientOpts = []kgo.Opt{kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }), kgo.MetadataMinAge(50 * time.Millisecond)}
+	// Records move at once: most tests are about records, not batches,
+	// and would wait out the default linger. TestKafkaLingerBursts is
+	// about the gathering.
+	cfg.Linger = 0
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -109,6 +112,10 @@ func (s *testSink) counter(t testing.TB, name string, lv ...string) float64 {
 		return testutil.ToFloat64(s.m.errors.WithLabelValues(lv...))
 	case "buffer":
 		return testutil.ToFloat64(s.m.bufferBytes)
+	case "batches":
+		return testutil.ToFloat64(s.m.batches)
+	case "compressed":
+		return testutil.ToFloat64(s.m.compressedBytes)
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
@@ -381,12 +388,13 @@ type queueState struct {
 	inflightRecs int
 	canHand      bool
 	used         int64
+	queuedBytes  int64
 }
 
 func (k *Kafka) state() queueState {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	st := queueState{inflightRecs: k.inflightRecs, canHand: k.canHand(), used: k.queued + k.inflight}
+	st := queueState{inflightRecs: k.inflightRecs, canHand: k.canHand(), used: k.queued + k.inflight, queuedBytes: k.queued}
 	for i := range k.q.len() {
 		e := k.q.buf[(k.q.head+i)&(len(k.q.buf)-1)]
 		st.queued = append(st.queued, string(e.rec.Key))
@@ -487,6 +495,98 @@ func TestKafkaBufferFullDropsOldest(t *testing.T) {
 	if got := k.counter(t, "buffer"); got != 0 {
 		t.Errorf("buffer bytes %v after Close", got)
 	}
+}
+
+// Records gather in the queue and move in bursts (rule 3 of the design
+// note): nothing moves before the linger is up or the queue holds an
+// eighth of the buffer, and then everything queued moves at once, so each
+// partition gets one batch holding all its records; Close moves what is
+// queued at once, linger or not.
+func TestKafkaLingerBursts(t *testing.T) {
+	// partitionsOf counts the partitions that keys land in (3 in the test
+	// topic): one batch each is what a burst must produce.
+	partitionsOf := func(keys []string) float64 {
+		ps := map[int32]bool{}
+		for _, k := range keys {
+			ps[javakafka.Partition([]byte(k), 3)] = true
+		}
+		return float64(len(ps))
+	}
+	write := func(t *testing.T, k *testSink, i int) string {
+		t.Helper()
+		s := testScrape("j", fmt.Sprintf("h%03d", i), 20, float64(i), 1763900000000)
+		if err := k.Write(s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Key
+	}
+
+	t.Run("trigger=size", func(t *testing.T) {
+		c := newCluster(t)
+		const buffer = 256 << 10
+		k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) {
+			c.Linger = time.Hour
+			c.BufferBytes = buffer
+			c.MaxRecordBytes = 16 << 10
+		})
+		var keys []string
+		for {
+			keys = append(keys, write(t, k, len(keys)))
+			st := k.state()
+			if st.queuedBytes >= buffer/8 || st.inflightRecs > 0 {
+				break // this write started the burst
+			}
+			if len(st.queued) != len(keys) {
+				t.Fatalf("%d of %d records left the queue before the burst (%d of %d bytes queued)", len(keys)-len(st.queued), len(keys), st.queuedBytes, buffer/8)
+			}
+		}
+		if len(keys) < 10 {
+			t.Fatalf("a burst after only %d records: the size trigger fired early", len(keys))
+		}
+		waitUntil(t, func() bool { return k.counter(t, "records") == float64(len(keys)) }, "every record of the burst to be acknowledged")
+		if got, want := k.counter(t, "batches"), partitionsOf(keys); got != want {
+			t.Errorf("%d records in %v batches, want one batch per partition (%v)", len(keys), got, want)
+		}
+	})
+
+	t.Run("trigger=linger", func(t *testing.T) {
+		c := newCluster(t)
+		const linger = 500 * time.Millisecond
+		k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.Linger = linger })
+		start := time.Now()
+		var keys []string
+		for i := range 12 {
+			keys = append(keys, write(t, k, i))
+		}
+		waitUntil(t, func() bool { return k.counter(t, "records") == float64(len(keys)) }, "every record to be acknowledged")
+		if took := time.Since(start); took < linger {
+			t.Errorf("records acknowledged %s after the first write, before the %s linger", took, linger)
+		}
+		if got, want := k.counter(t, "batches"), partitionsOf(keys); got != want {
+			t.Errorf("%d records in %v batches, want one batch per partition (%v)", len(keys), got, want)
+		}
+		if got := k.counter(t, "compressed"); got <= 0 || got >= k.counter(t, "bytes") {
+			t.Errorf("compressed bytes %v for %v value bytes", got, k.counter(t, "bytes"))
+		}
+	})
+
+	t.Run("trigger=close", func(t *testing.T) {
+		c := newCluster(t)
+		k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.Linger = time.Hour })
+		var keys []string
+		for i := range 5 {
+			keys = append(keys, write(t, k, i))
+		}
+		if err := k.Close(context.Background()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if got := k.counter(t, "records"); got != float64(len(keys)) {
+			t.Errorf("%v records acknowledged at Close, want %d", got, len(keys))
+		}
+		if got, want := k.counter(t, "batches"), partitionsOf(keys); got != want {
+			t.Errorf("%d records in %v batches, want one batch per partition (%v)", len(keys), got, want)
+		}
+	})
 }
 
 // closedPort returns a loopback address nothing listens on.
@@ -868,51 +968,34 @@ func TestSizeClasses(t *testing.T) {
 	}
 }
 
-// nodeScrape is the node_exporter fixture as one scrape of one target.
-func nodeScrape(tb testing.TB) *Scrape {
-	tb.Helper()
-	body, err := os.ReadFile("../parse/testdata/node_exporter.prom")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &Scrape{Key: "node/10.0.0.1:9100", Job: "node", Instance: "10.0.0.1:9100", T: 1763900000000}
-	var p parse.Parser
-	f, err := parse.FormatFor([]byte("text/plain; version=0.0.4"), "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for p.Reset(body, f); p.Next(); {
-		ls, err := p.Labels()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		b := labels.NewBuilder(ls)
-		b.Set("job", s.Job)
-		b.Set("instance", s.Instance)
-		ls = b.Labels()
-		s.Samples = append(s.Samples, Sample{Series: &Series{Labels: ls, Hash: ls.Hash()}, T: s.T, V: p.Value()})
-	}
-	if err := p.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
-
-// BenchmarkKafkaSink measures Write (encode + enqueue) of the
-// node_exporter fixture (one target, its series cached in Series.Enc):
+// BenchmarkKafkaSink measures the sink on one core (-cpu=1), writing the
+// scrapes of 128 node_exporter targets round robin (fleetScrapes: values
+// that differ per host and change from scrape to scrape), so that
+// consecutive records are different targets, as in production:
 //
 //   - broker=stalled: the broker refuses every produce, so the pump and the
 //     client sit idle and only the scrape worker's cost is measured (in
 //     steady state each Write also drops the oldest queued record).
 //
 //   - broker=kfake: records flow to an in-process broker that discards
-//     them; Write waits whenever the buffer is half full, so the time per
-//     sample is the whole pipeline's: encode, enqueue, kgo batching, zstd,
-//     the produce request.
+//     them; Write waits whenever the buffer is half full, and the clock
+//     stops only once Close has delivered everything, so ns/sample is the
+//     whole pipeline's CPU on one core: encode, enqueue, the pump, kgo's
+//     batching, zstd, the produce requests, and kfake's side of them. The
+//     queue bursts at an eighth of the 64 MiB buffer, so batches are full
+//     (about 40 records), as under load or with a long enough linger.
+//     zB/sample is the compressed batch bytes per sample, records/batch
+//     what zstd saw together.
 //
-//     go test -run '^$' -bench 'BenchmarkKafkaSink' -benchmem -count=10 -cpu=1 ./produce/
+// ns/sample is wall time; cpu-ns/sample is the process's CPU time (user +
+// system, every goroutine, GC included), which other load on a shared
+// machine inflates less.
+//
+//	go test -run '^$' -bench 'BenchmarkKafkaSink' -benchmem -count=10 -cpu=1 ./produce/ | tee sink.txt
+//	benchstat -col /broker -row /format sink.txt
 func BenchmarkKafkaSink(b *testing.B) {
-	s := nodeScrape(b)
+	fleet := fleetScrapes(b, 128)
+	perScrape := len(fleet[0][0].Samples)
 	for _, f := range sinkFormats() {
 		for _, broker := range []string{"stalled", "kfake"} {
 			b.Run("format="+f.String()+"/broker="+broker, func(b *testing.B) {
@@ -923,28 +1006,54 @@ func BenchmarkKafkaSink(b *testing.B) {
 				k := newSink(b, c.ListenAddrs(), func(c *KafkaConfig) {
 					c.Format = f
 					c.BufferBytes = 64 << 20
+					c.Linger = DefaultKafkaLinger
 					c.ClientOpts = nil // kgo's backoff: a stalled client retries rarely
 				})
-				if err := k.Write(s); err != nil {
-					b.Fatal(err)
+				next := 0
+				write := func() {
+					t := next % len(fleet)
+					if err := k.Write(fleet[t][(next/len(fleet))%len(fleet[t])]); err != nil {
+						b.Fatal(err)
+					}
+					next++
+				}
+				for range len(fleet) { // every target's caches warm
+					write()
 				}
 				b.ReportAllocs()
+				start, cpu0 := time.Now(), processCPU(b)
+				n := 0
 				for b.Loop() {
 					if broker == "kfake" {
 						for k.counter(b, "buffer") > float64(k.cfg.BufferBytes/2) {
 							time.Sleep(100 * time.Microsecond)
 						}
 					}
-					if err := k.Write(s); err != nil {
+					write()
+					n++
+				}
+				if broker == "kfake" {
+					if err := k.Close(context.Background()); err != nil {
 						b.Fatal(err)
 					}
+					b.ReportMetric(k.counter(b, "compressed")/k.counter(b, "samples"), "zB/sample")
+					b.ReportMetric(k.counter(b, "records")/k.counter(b, "batches"), "records/batch")
 				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s.Samples)), "ns/sample")
-				b.ReportMetric(float64(len(s.Samples)), "samples/op")
-				b.ReportMetric(float64(len(NewEncoder(f).Append(nil, s)))/float64(len(s.Samples)), "value-B/sample")
+				b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(n*perScrape), "ns/sample")
+				b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(n*perScrape), "cpu-ns/sample")
+				b.ReportMetric(float64(perScrape), "samples/op")
 			})
 		}
 	}
+}
+
+// processCPU returns the CPU time (user + system) the process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // README.md's worked example ("Record format") is what the sink writes: if

@@ -2,6 +2,7 @@ package produce
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -213,4 +214,83 @@ func capturedScrapes(tb testing.TB, s *Scrape) []*Scrape {
 		tb.Fatalf("capture has %d scrapes, want 10", len(out))
 	}
 	return out
+}
+
+// fleetScrapes returns n node_exporter targets (instance 10.1.x.y:9100),
+// each with its own series (so its own label caches) and ten scrapes: the
+// ten captured ones of nodeCapture, target k starting at capture k%10,
+// with every value other than 0 and 1 scaled by a factor drawn for the
+// target in [0.5, 1.5) (integers stay integers), as real hosts differ.
+// fleet[k][r] is target k's scrape r; timestamps are the captures'.
+func fleetScrapes(tb testing.TB, n int) [][]*Scrape {
+	tb.Helper()
+	caps := capturedScrapes(tb, nodeFixture(tb))
+	fleet := make([][]*Scrape, n)
+	for k := range n {
+		f := 0.5 + rand.New(rand.NewPCG(uint64(k), 42)).Float64()
+		instance := fmt.Sprintf("10.1.%d.%d:9100", k/250, k%250)
+		series := make([]*Series, len(caps[0].Samples))
+		for i, smp := range caps[0].Samples {
+			ls := labels.NewBuilder(smp.Series.Labels).Set("instance", instance).Labels()
+			series[i] = &Series{Labels: ls, Hash: ls.Hash()}
+		}
+		for r := range caps {
+			c := caps[(k+r)%len(caps)]
+			sc := &Scrape{Key: "node/" + instance, Job: "node", Instance: instance, T: c.T, Samples: make([]Sample, len(c.Samples))}
+			for i, smp := range c.Samples {
+				v := smp.V
+				if !math.IsNaN(v) && !math.IsInf(v, 0) && v != 0 && v != 1 {
+					if v == math.Trunc(v) {
+						v = math.Round(v * f)
+					} else {
+						v *= f
+					}
+				}
+				sc.Samples[i] = Sample{series[i], c.T, v}
+			}
+			fleet[k] = append(fleet[k], sc)
+		}
+	}
+	return fleet
+}
+
+// BenchmarkBatchZstd compares batch compressors on what a Kafka batch of a
+// partition shared by many node_exporter targets holds: batch records, each
+// one scrape of a different target (fleetScrapes, values differing per
+// host), encoded in rw2 and compressed together as kgo compresses a batch.
+//
+//   - comp=kgo: kgo.ZstdCompression(), a 64 KiB window (two rw2 records).
+//   - comp=shoal: the sink's batchCompressor (1 MiB window, no checksum).
+//   - comp=shoal-fastest, comp=shoal-better: the same at another level.
+//
+// batch=40 is a full default batch (1,000,012 bytes). zB/sample is the
+// compressed size, ns/sample encode + compress.
+//
+//	go test ./produce -run '^$' -bench 'BenchmarkBatchZstd' -benchmem -count=10 -cpu=1 | tee batchzstd.txt
+//	benchstat -col /comp -row /batch batchzstd.txt
+func BenchmarkBatchZstd(b *testing.B) {
+	fleet := fleetScrapes(b, 40)
+	scrapes := make([]*Scrape, len(fleet))
+	for k := range fleet {
+		scrapes[k] = fleet[k][0]
+	}
+	comps := []struct {
+		name string
+		opts []zstd.EOption
+	}{
+		{"kgo", []zstd.EOption{zstd.WithWindowSize(64 << 10)}},
+		{"shoal", []zstd.EOption{zstd.WithWindowSize(zstdWindow), zstd.WithEncoderCRC(false)}},
+		{"shoal-fastest", []zstd.EOption{zstd.WithWindowSize(zstdWindow), zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedFastest)}},
+		{"shoal-better", []zstd.EOption{zstd.WithWindowSize(zstdWindow), zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedBetterCompression)}},
+	}
+	for _, c := range comps {
+		zw, err := zstd.NewWriter(nil, append(c.opts, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer zw.Close()
+		for _, batch := range []int{1, 4, 16, 40} {
+			benchZstd(b, zw, fmt.Sprintf("format=rw2/comp=%s/batch=%d", c.name, batch), RW2, scrapes, batch)
+		}
+	}
 }

@@ -205,7 +205,7 @@ func (f *kafkaSinkFlags) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&f.bufferBytes, "kafka.buffer-bytes", "Memory for records not yet acknowledged (bytes, or with a unit: 256MiB); when full the oldest queued scrapes are dropped and counted.")
 	fs.IntVar(&f.maxRecordBytes, "kafka.max-record-bytes", produce.DefaultKafkaMaxRecordBytes, "Largest record (value + key + headers); larger scrapes are split into several records. Keep it under the topic's max.message.bytes.")
 	fs.DurationVar(&f.flushTimeout, "kafka.flush-timeout", produce.DefaultKafkaFlushTimeout, "At shutdown, how long to wait for buffered records to be delivered.")
-	fs.DurationVar(&f.linger, "kafka.linger", produce.DefaultKafkaLinger, "How long a partition's batch waits for more records: longer batches compress better (see README, Record format).")
+	fs.DurationVar(&f.linger, "kafka.linger", produce.DefaultKafkaLinger, "How long records gather before they are sent together: batches of many targets' scrapes compress better (see README, Batching). 0 sends at once.")
 	fs.BoolVar(&f.allowAutoTopicCreation, "kafka.allow-auto-topic-creation", false, "Ask the brokers to create missing topics (they must allow it too).")
 }
 
