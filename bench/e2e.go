@@ -73,9 +73,8 @@ type E2EConfig struct {
 	// Duration is the measured window. Default 4 intervals, at least 10s:
 	// /proc's CPU times have 10 ms ticks.
 	Duration time.Duration
-	// MaxWarmup bounds the warm-up, which lasts until every target has
-	// been scraped twice (the first scrape of a target is cold: a TCP
-	// connect, cache misses, buffers growing). Default 3 intervals + 30s.
+	// MaxWarmup bounds the warm-up, which lasts until the scraper is in
+	// its steady state (see waitWarm). Default 4 intervals + 30s.
 	MaxWarmup time.Duration
 	// Payload every target serves (see farm.Config.Payload); PayloadName
 	// labels the results.
@@ -132,7 +131,7 @@ func (c *E2EConfig) setDefaults() {
 		c.Duration = max(4*c.Interval, 10*time.Second)
 	}
 	if c.MaxWarmup == 0 {
-		c.MaxWarmup = 3*c.Interval + 30*time.Second
+		c.MaxWarmup = 4*c.Interval + 30*time.Second
 	}
 	if c.Sink == "" {
 		c.Sink = "discard"
@@ -277,7 +276,7 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 	logf("%s: %d targets every %s: started (pid %d), warming up", cfg.Scraper, cfg.Targets, cfg.Interval, sc.cmd.Process.Pid)
 
 	start := time.Now()
-	warmed, err := waitWarm(ctx, fs, sc, cfg.MaxWarmup)
+	warmed, err := waitWarm(ctx, fs, sc, cfg.Targets, cfg.Interval, cfg.MaxWarmup)
 	if err != nil {
 		return E2EResult{}, err
 	}
@@ -559,29 +558,74 @@ func (sp *scraperProc) cleanup() {
 	}
 }
 
-// waitWarm waits until every target has been served twice, or max.
-func waitWarm(ctx context.Context, fs *farms, sp *scraperProc, limit time.Duration) (bool, error) {
+// waitWarm waits for the scraper's steady state: every target served
+// twice (the first scrape of a target is cold: a TCP connect, cache misses,
+// buffers growing), then a poll of at least one interval (and 2 s) in
+// which the farm served the scheduled rate within ±2%. A scraper that fell
+// behind in its cold first round serves more than the schedule while it
+// catches up, one that cannot keep up less; measuring either would say
+// nothing about its steady state. It gives up at limit and reports false.
+func waitWarm(ctx context.Context, fs *farms, sp *scraperProc, targets int, interval, limit time.Duration) (bool, error) {
 	deadline := time.Now().Add(limit)
-	for {
+	wait := func(d time.Duration) error {
+		select {
+		case err := <-sp.exited:
+			sp.exited <- err
+			return fmt.Errorf("e2e: %s exited during warm-up: %v%s", sp.kind, err, sp.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+			return nil
+		}
+	}
+	total := func() (int64, bool, error) {
 		st, _, err := fs.stats()
+		if err != nil {
+			return 0, false, err
+		}
+		var n int64
+		all := true
+		for _, s := range st {
+			n += s.Scrapes
+			all = all && s.Scrapes >= 2
+		}
+		return n, all, nil
+	}
+	for {
+		_, all, err := total()
 		if err != nil {
 			return false, err
 		}
-		if !slices.ContainsFunc(st, func(s farm.Stats) bool { return s.Scrapes < 2 }) {
-			return true, nil
+		if all {
+			break
 		}
 		if time.Now().After(deadline) {
 			return false, nil
 		}
-		select {
-		case err := <-sp.exited:
-			sp.exited <- err
-			return false, fmt.Errorf("e2e: %s exited during warm-up: %v%s", sp.kind, err, sp.logTail())
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		if err := wait(250 * time.Millisecond); err != nil {
+			return false, err
 		}
 	}
+	poll := max(interval, 2*time.Second)
+	for time.Now().Add(poll).Before(deadline) {
+		n0, _, err := total()
+		if err != nil {
+			return false, err
+		}
+		t0 := time.Now()
+		if err := wait(poll); err != nil {
+			return false, err
+		}
+		n1, _, err := total()
+		if err != nil {
+			return false, err
+		}
+		due := float64(targets) * time.Since(t0).Seconds() / interval.Seconds()
+		if r := float64(n1-n0) / due; r >= 0.98 && r <= 1.02 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type e2eSnap struct {

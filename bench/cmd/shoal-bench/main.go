@@ -88,12 +88,12 @@ func main() {
 	fs.DurationVar(&f.duration, "duration", 30*time.Second, "fixed point: measured window")
 	fs.IntVar(&f.count, "count", 1, "fixed point: repetitions (the table shows medians)")
 	fs.IntVar(&f.latTargets, "lateness.targets", 10000, "lateness run: shoal's targets (0 skips it)")
-	fs.DurationVar(&f.latInterval, "lateness.interval", 20*time.Second, "lateness run: interval (long enough that one core is not saturated)")
-	fs.DurationVar(&f.latDuration, "lateness.duration", 40*time.Second, "lateness run: measured window")
+	fs.DurationVar(&f.latInterval, "lateness.interval", 15*time.Second, "lateness run: interval (long enough that one core is not saturated)")
+	fs.DurationVar(&f.latDuration, "lateness.duration", 30*time.Second, "lateness run: measured window")
 	fs.BoolVar(&f.ramp, "ramp", true, "ramp each scraper at a 1s interval to its max sustained samples/s")
 	fs.IntVar(&f.rampStart, "ramp.start", 250, "ramp: first step's targets")
 	fs.Float64Var(&f.rampFactor, "ramp.factor", 1.5, "ramp: growth per step")
-	fs.IntVar(&f.rampMax, "ramp.max", 15000, "ramp: most targets")
+	fs.IntVar(&f.rampMax, "ramp.max", 10000, "ramp: most targets")
 	fs.DurationVar(&f.rampDuration, "ramp.duration", 6*time.Second, "ramp: window per step")
 	fs.Float64Var(&f.faultErrors, "faults.errors", 0, "fraction of scrapes the farm answers with 500")
 	fs.Float64Var(&f.faultResets, "faults.resets", 0, "fraction of scrapes the farm answers by closing the connection")
@@ -275,7 +275,7 @@ func write(f *flags, res *results) error {
 	for _, rr := range res.Ramps {
 		lc, lr := bench.Line{Name: rr.Scraper}, bench.Line{Name: rr.Scraper}
 		for _, s := range rr.Steps {
-			if s.Served < 0.99 {
+			if s.Served < 0.99 || !s.WarmedUp {
 				continue // a scraper that does not keep up has meaningless per-sample costs
 			}
 			lc.Points = append(lc.Points, [2]float64{float64(s.Targets), s.CPUPerSample})
