@@ -208,6 +208,17 @@ type E2EResult struct {
 	LatenessP50 float64 `json:"lateness_p50_ms"`
 	LatenessP99 float64 `json:"lateness_p99_ms"`
 
+	// Shoal only, from its Go runtime metrics at the window's end (bytes):
+	// where the RSS goes. HeapInuse is spans in use (live objects and
+	// garbage not yet swept), HeapIdle minus HeapReleased memory the
+	// runtime holds but does not use, StackInuse goroutine stacks.
+	HeapInuse  int64 `json:"heap_inuse,omitempty"`
+	HeapLive   int64 `json:"heap_live,omitempty"` // go_memstats_alloc_bytes
+	HeapIdle   int64 `json:"heap_idle,omitempty"`
+	HeapRelsd  int64 `json:"heap_released,omitempty"`
+	StackInuse int64 `json:"stack_inuse,omitempty"`
+	Goroutines int64 `json:"goroutines,omitempty"`
+
 	// Kafka sink only: bytes the broker stored in the window (segment
 	// files) per sample shoal had acknowledged in it; -1 otherwise.
 	BytesPerSample float64 `json:"bytes_per_sample"`
@@ -226,6 +237,11 @@ func (r E2EResult) String() string {
 	}
 	if r.BytesPerSample >= 0 {
 		s += fmt.Sprintf(" bytes/sample=%.3f", r.BytesPerSample)
+	}
+	if r.HeapInuse > 0 {
+		s += fmt.Sprintf(" heap-live=%.1fKB/target heap-inuse=%.1fKB/target heap-idle-unreleased=%.1fKB/target stacks=%.1fKB/target goroutines=%d",
+			float64(r.HeapLive)/1e3/float64(r.Targets), float64(r.HeapInuse)/1e3/float64(r.Targets),
+			float64(r.HeapIdle-r.HeapRelsd)/1e3/float64(r.Targets), float64(r.StackInuse)/1e3/float64(r.Targets), r.Goroutines)
 	}
 	if !r.WarmedUp {
 		s += " (warm-up cut short)"
@@ -336,6 +352,11 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 	if late := b.late.sub(a.late); late.count > 0 {
 		r.LatenessP50 = late.quantile(0.5) * 1e3
 		r.LatenessP99 = late.quantile(0.99) * 1e3
+	}
+	if m := b.metrics; m != nil {
+		r.HeapInuse, r.HeapLive = int64(m["go_memstats_heap_inuse_bytes"]), int64(m["go_memstats_alloc_bytes"])
+		r.HeapIdle, r.HeapRelsd = int64(m["go_memstats_heap_idle_bytes"]), int64(m["go_memstats_heap_released_bytes"])
+		r.StackInuse, r.Goroutines = int64(m["go_memstats_stack_inuse_bytes"]), int64(m["go_goroutines"])
 	}
 	if cfg.Sink == "kafka" && cfg.Scraper == ScraperShoal {
 		if n := b.kafkaSamples - a.kafkaSamples; n > 0 {
@@ -635,6 +656,7 @@ type e2eSnap struct {
 	rss                      int64
 	late                     histogram
 	kafkaSamples, kafkaBytes float64
+	metrics                  map[string]float64 // shoal's counters and gauges
 }
 
 func e2eSnapshot(ctx context.Context, fs *farms, sp *scraperProc) (e2eSnap, error) {
@@ -661,6 +683,7 @@ func e2eSnapshot(ctx context.Context, fs *farms, sp *scraperProc) (e2eSnap, erro
 	if s.late, err = g.histogram("shoal_scrape_start_lateness_seconds"); err != nil {
 		return s, err
 	}
+	s.metrics = g.counters
 	if sp.topic != "" {
 		s.kafkaSamples = g.counters["shoal_kafka_samples_total"]
 		if s.kafkaBytes, err = topicBytes(sp.kafka.LogDir, sp.topic); err != nil {
