@@ -828,4 +828,3 @@ func topicBytes(logDir, topic string) (float64, error) {
 	}
 	return float64(n), nil
 }
-
