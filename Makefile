@@ -6,6 +6,7 @@
 #   BENCHTIME    -benchtime for `make bench`                  (200ms: the whole run stays under 2 min)
 #   BENCHFLAGS   extra flags for `make bench`                 (e.g. -cpu 2 -count 10 for benchstat)
 #   FUZZTIME     time per fuzz target in `make fuzz`          (10s)
+#   E2EFLAGS     flags for bin/shoal-bench in `make bench-e2e` (-profile; see bench/README.md)
 #   STATICCHECK  `go run` argument for staticcheck, empty skips it
 #   CONFIG       config file for `make run`                   (examples/shoal.yml)
 
@@ -17,6 +18,7 @@ RUNFLAGS    ?=
 BENCHTIME   ?= 200ms
 BENCHFLAGS  ?=
 FUZZTIME    ?= 10s
+E2EFLAGS    ?= -profile
 GOTESTFLAGS ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -28,10 +30,10 @@ LDFLAGS := -X main.version=$(VERSION)
 export PKGS GOTESTFLAGS FUZZTIME STATICCHECK GO
 
 .DEFAULT_GOAL := build
-.PHONY: help build run test test-short bench bench-load lint fuzz clean distclean testenv-up testenv-down
+.PHONY: help build run test test-short bench bench-load bench-e2e lint fuzz clean distclean testenv-up testenv-down
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/shoal
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/shoal
@@ -50,6 +52,9 @@ bench: ## every micro-benchmark once, briefly (BENCHTIME); use BENCHFLAGS='-coun
 
 bench-load: ## the engine load benchmark: 1k and 10k loopback targets (bench/), about a minute
 	$(GO) test -run '^$$' -bench 'BenchmarkEngine' -benchtime=1x -count=1 -cpu=2 -timeout 10m $(BENCHFLAGS) ./bench/
+
+bench-e2e: ## floors, shoal and Prometheus agent against one farm, one core each (about 12 min; bench/README.md)
+	scripts/bench-e2e.sh $(E2EFLAGS)
 
 lint: ## gofmt, go vet, go mod tidy -diff, staticcheck
 	scripts/lint.sh

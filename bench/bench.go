@@ -104,6 +104,8 @@ type Config struct {
 	Gzip bool
 	// Latency delays every farm response.
 	Latency time.Duration
+	// Faults the farm injects (farm.Faults); zero: none.
+	Faults farm.Faults
 	// Workers is engine.Config.Workers. Zero: the engine's default.
 	Workers int
 	// FarmCommand, when set, runs the farm in child processes instead of
@@ -495,7 +497,7 @@ type farms struct {
 }
 
 func startFarms(ctx context.Context, cfg *Config) (*farms, error) {
-	fc := farm.Config{Targets: cfg.Targets, Payload: cfg.Payload, Gzip: cfg.Gzip, Latency: cfg.Latency}
+	fc := farm.Config{Targets: cfg.Targets, Payload: cfg.Payload, Gzip: cfg.Gzip, Latency: cfg.Latency, Faults: cfg.Faults}
 	if cfg.FarmCommand == nil {
 		f, err := farm.Start(ctx, fc)
 		if err != nil {

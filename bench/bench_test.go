@@ -19,8 +19,12 @@ import (
 )
 
 // farmChildEnv makes this test binary serve as a farm child process: see
-// farmCommand.
-const farmChildEnv = "SHOAL_BENCH_FARM_CHILD"
+// farmCommand. childRoleEnv makes it serve a RunE2E child role (RoleFarm,
+// RoleFloor): see childCommand.
+const (
+	farmChildEnv = "SHOAL_BENCH_FARM_CHILD"
+	childRoleEnv = "SHOAL_BENCH_TEST_ROLE"
+)
 
 // windowProfile names a file for a CPU profile of BenchmarkEngine's
 // measured window (Config.CPUProfile); -cpuprofile would include the
@@ -31,6 +35,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	switch os.Getenv(childRoleEnv) {
+	case RoleFarm:
+		os.Setenv(farmChildEnv, "1")
+	case RoleFloor:
+		if err := ServeFloor(context.Background(), os.Stdin); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(farmChildEnv) == "1" {
 		if err := farm.ServeProcess(context.Background(), os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -18,7 +18,7 @@ type histogram struct {
 	count  uint64
 }
 
-// gathered is a registry's histograms and counters by series, keyed as
+// gathered is a registry's histograms and counters (and gauges) by series, keyed as
 // name{label="value",...} with labels sorted, as Gather returns them. Read
 // this way rather than through client_model's types so that this package
 // needs no direct dependency on them.
@@ -51,6 +51,9 @@ func gather(g prometheus.Gatherer) (gathered, error) {
 			}
 			if c := m.GetCounter(); c != nil {
 				out.counters[key.String()] = c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				out.counters[key.String()] = g.GetValue()
 			}
 			if h := m.GetHistogram(); h != nil {
 				var hg histogram

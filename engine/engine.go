@@ -110,6 +110,7 @@ type Engine struct {
 	work     chan task
 	bg       sync.WaitGroup // retirements in flight
 	errLog   atomic.Int64   // unix ns of the last logged sink error
+	scrapes  sync.Pool      // *produce.Scrape, see getScrape
 	external atomic.Pointer[labels.Labels]
 
 	mu   sync.Mutex

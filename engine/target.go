@@ -25,7 +25,7 @@ import (
 //
 // Concurrency: the wheel and the workers share a *target. scrapeMu is held by
 // the one worker scraping it, and by whoever retires it, so scrape state
-// (cache, report, buf) is only ever touched by one goroutine at a time. The
+// (cache, report) is only ever touched by one goroutine at a time. The
 // status fields are guarded by statusMu and read by /targets.
 type target struct {
 	job      *job
@@ -52,7 +52,6 @@ type target struct {
 	cache    *parse.Cache[cached]
 	gen      uint32 // job generation the cache entries must match
 	report   [numReport]*produce.Series
-	out      produce.Scrape
 	lastSize int // last body size, to size the next buffer
 	lb       *labels.Builder
 

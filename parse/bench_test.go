@@ -3,6 +3,7 @@ package parse
 import (
 	"io"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -114,5 +115,45 @@ func BenchmarkParse(b *testing.B) {
 			}
 			perSample(b)
 		})
+	}
+}
+
+// BenchmarkCacheMemory measures what the series caches of many targets
+// exposing the same series (a fleet of node_exporters) hold: each
+// iteration fills one cache per target with the node_exporter body's
+// series, then reports the live heap growth (after a GC) per cached
+// series, the value being a pointer as the engine's is. ns/op is not
+// meaningful.
+//
+//	go test ./parse -run '^$' -bench 'BenchmarkCacheMemory' -count=6 -cpu=1 | tee mem.txt
+func BenchmarkCacheMemory(b *testing.B) {
+	body, err := os.ReadFile("testdata/node_exporter.prom")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const targets = 200
+	var p Parser
+	var ms runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		caches := make([]*Cache[*int], targets)
+		n := 0
+		for i := range caches {
+			c := NewCache[*int]()
+			c.Begin()
+			p.Reset(body, FormatText)
+			for p.Next() {
+				c.Put(p.Series(), nil)
+				n++
+			}
+			p.Reset(nil, FormatText)
+			caches[i] = c
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc-before)/float64(n), "heap-B/series")
+		runtime.KeepAlive(caches)
 	}
 }

@@ -1,5 +1,7 @@
 package parse
 
+import "unique"
+
 // Cache maps the raw series bytes of one target (Parser.Series) to a value
 // of the caller's, typically the series' labels or encoded form, so that a
 // series seen before skips Labels. It also remembers in which scrape each
@@ -34,7 +36,12 @@ type Cache[V any] struct {
 }
 
 type cacheEntry[V any] struct {
-	key  string // shared with the index's key
+	// key is the series, interned: targets of one kind expose the same
+	// series bytes (the target labels are added later), so a fleet of N
+	// node_exporters shares one copy of each instead of holding N. The
+	// handle keeps the canonical copy alive (unique frees it when no
+	// handle is left); the index's key is key.Value(), the same bytes.
+	key  unique.Handle[string]
 	v    V
 	seen uint32 // last iteration in which the entry was seen
 	prev uint32 // the one before, restored by Abort
@@ -71,7 +78,7 @@ const (
 // allocate.
 func (c *Cache[V]) Get(series []byte) (v V, seen Seen, ok bool) {
 	i := c.next
-	if int(i) >= len(c.entries) || c.entries[i].key != string(series) {
+	if int(i) >= len(c.entries) || c.entries[i].key.Value() != string(series) {
 		// No allocation: the compiler avoids it for map index expressions.
 		if i, ok = c.index[string(series)]; !ok {
 			return v, 0, false
@@ -91,8 +98,8 @@ func (c *Cache[V]) Get(series []byte) (v V, seen Seen, ok bool) {
 }
 
 // Put sets the value for series, marking it seen in this scrape. series is
-// copied if it is new (one allocation); an existing entry is updated in
-// place.
+// interned if it is new (copied once per process, however many caches hold
+// it); an existing entry is updated in place.
 func (c *Cache[V]) Put(series []byte, v V) {
 	if i, ok := c.index[string(series)]; ok {
 		e := &c.entries[i]
@@ -102,9 +109,11 @@ func (c *Cache[V]) Put(series []byte, v V) {
 		}
 		return
 	}
-	k := string(series)
-	c.index[k] = int32(len(c.entries))
-	c.entries = append(c.entries, cacheEntry[V]{key: k, v: v, seen: c.iter})
+	// unique.Make copies a string it does not know yet, so the string may
+	// share series' memory.
+	h := unique.Make(yoloString(series))
+	c.index[h.Value()] = int32(len(c.entries))
+	c.entries = append(c.entries, cacheEntry[V]{key: h, v: v, seen: c.iter})
 }
 
 // Abort forgets that entries were seen in this scrape, for a scrape that
@@ -135,11 +144,11 @@ func (c *Cache[V]) Stale(fn func(v V)) {
 			continue
 		}
 		// Swap-delete: the last entry moves to i and is visited next.
-		delete(c.index, e.key)
+		delete(c.index, e.key.Value())
 		last := len(c.entries) - 1
 		if i != last {
 			c.entries[i] = c.entries[last]
-			c.index[c.entries[i].key] = int32(i)
+			c.index[c.entries[i].key.Value()] = int32(i)
 		}
 		c.entries[last] = cacheEntry[V]{} // drop references for the GC
 		c.entries = c.entries[:last]

@@ -82,6 +82,24 @@ const (
 	shadowGap = 1 << 10
 )
 
+// keepScratch is the largest fallback document kept from one body to the
+// next. A document of a line or two (a new series in a warm target) fits;
+// the shadow's window and tail-mode copies of a body, which only cold
+// scrapes and broken bodies need, do not: an engine keeps a parser per
+// worker, and 512 workers each pinning a 64 KiB shadow window from some
+// target's first scrape were 32 MiB, a third of a 1000-target scraper's
+// heap.
+const keepScratch = 4 << 10
+
+// release drops scratch documents larger than keepScratch (see Reset).
+func (fb *fallback) release() {
+	for _, b := range []*[]byte{&fb.doc, &fb.ldoc, &fb.sdoc} {
+		if cap(*b) > keepScratch {
+			*b = nil
+		}
+	}
+}
+
 // newTextparse returns textparse's parser for f over doc, configured as
 // Prometheus's scrape loop configures it by default: no type and unit labels,
 // OpenMetrics _created series kept as samples.

@@ -80,7 +80,10 @@ const (
 
 // Reset makes p parse body as format f, discarding any state of the previous
 // body. body is not copied: it must stay unmodified until the next Reset,
-// and Series may return slices of it.
+// and Series may return slices of it. Reset(nil, f) ends the body and also
+// frees the large scratch buffers a cold body grew (Labels of many new
+// series, or a fallback to textparse), keeping those of up to 4 KiB: call
+// it when done with a body, so an idle Parser does not pin them.
 func (p *Parser) Reset(body []byte, f Format) {
 	p.body = body
 	p.pos = 0
@@ -94,6 +97,9 @@ func (p *Parser) Reset(body []byte, f Format) {
 	p.fromTP = false
 	p.fb.tp = nil
 	p.fb.sp = nil
+	if body == nil {
+		p.fb.release()
+	}
 	p.fb.streak, p.fb.prevFrom, p.fb.shadowAfter = 0, -1, defaultShadowAfter
 	if p.fb.st == nil {
 		p.fb.st = labels.NewSymbolTable()

@@ -408,3 +408,39 @@ func TestShadow(t *testing.T) {
 		}
 	}
 }
+
+// TestResetReleasesScratch: a cold body (Labels of every sample, which
+// starts the shadow) grows scratch buffers; Reset(nil) frees the large
+// ones, so an engine's idle per-worker parsers pin no body-sized memory,
+// and the next body still parses the same.
+func TestResetReleasesScratch(t *testing.T) {
+	body := fixtures(t, FormatText)["node_exporter.prom"]
+	var p Parser
+	cold := func() int {
+		p.Reset(body, FormatText)
+		n := 0
+		for p.Next() {
+			if _, err := p.Labels(); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if p.Err() != nil {
+			t.Fatal(p.Err())
+		}
+		return n
+	}
+	n := cold()
+	if cap(p.fb.sdoc) <= keepScratch {
+		t.Fatalf("a cold node_exporter body left a shadow document of %d bytes: the test no longer exercises the release", cap(p.fb.sdoc))
+	}
+	p.Reset(nil, FormatText)
+	for name, b := range map[string][]byte{"doc": p.fb.doc, "ldoc": p.fb.ldoc, "sdoc": p.fb.sdoc} {
+		if cap(b) > keepScratch {
+			t.Errorf("after Reset(nil): %s keeps %d bytes", name, cap(b))
+		}
+	}
+	if again := cold(); again != n {
+		t.Errorf("second cold parse: %d samples, first %d", again, n)
+	}
+}

@@ -64,6 +64,9 @@ type Config struct {
 	// Latency delays every response after its request is read, as a slow
 	// exporter would. Zero: answer at once.
 	Latency time.Duration `json:"latency"`
+	// Faults injects failures into a fraction of the scrapes (see Faults).
+	// Zero: every scrape is answered normally.
+	Faults Faults `json:"faults"`
 	// Variants is how many versions of Payload with different sample values
 	// a target rotates through. Default 3: two would do for "values change
 	// on every scrape"; the third keeps variant n and n+2 distinct too.
@@ -104,38 +107,98 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("farm: variants %d: need at least 2 for values to change between scrapes", c.Variants)
 	case c.Latency < 0:
 		return fmt.Errorf("farm: negative latency %s", c.Latency)
+	case !c.Faults.valid():
+		return fmt.Errorf("farm: faults %+v: each fraction must be in [0, 1], their sum at most 1, and SlowLatency non-negative", c.Faults)
 	case c.Path == "" || c.Path[0] != '/':
 		return fmt.Errorf("farm: path %q must start with /", c.Path)
 	}
 	return nil
 }
 
+// Faults are the fractions of scrapes (GET requests for the path) that
+// fail on purpose, as real exporters sometimes do. Which requests fail is
+// decided by a hash of the target and its request number: the same Config
+// fails the same requests in every run, and failures are spread evenly
+// over targets and time rather than bunched.
+type Faults struct {
+	// Errors: answered with 500 Internal Server Error and an empty body.
+	Errors float64 `json:"errors"`
+	// Resets: the connection is closed without an answer (an exporter
+	// that crashed or a proxy that gave up).
+	Resets float64 `json:"resets"`
+	// Slow: answered normally after an extra SlowLatency, on top of
+	// Config.Latency (an exporter stuck on a slow collector; with
+	// SlowLatency above the scraper's timeout, a timeout).
+	Slow        float64       `json:"slow"`
+	SlowLatency time.Duration `json:"slow_latency"`
+}
+
+func (f Faults) valid() bool {
+	in01 := func(x float64) bool { return x >= 0 && x <= 1 }
+	return in01(f.Errors) && in01(f.Resets) && in01(f.Slow) && f.Errors+f.Resets+f.Slow <= 1 && f.SlowLatency >= 0
+}
+
+func (f Faults) any() bool { return f.Errors+f.Resets+f.Slow > 0 }
+
+type fault uint8
+
+const (
+	faultNone fault = iota
+	faultError
+	faultReset
+	faultSlow
+)
+
+// pick decides the fate of request seq of target i: a hash of both mapped
+// to [0, 1) and compared with the cumulative fractions.
+func (f Faults) pick(i int, seq uint64) fault {
+	// splitmix64 finaliser: cheap, and consecutive inputs land far apart.
+	x := uint64(i)<<40 ^ seq
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	u := float64(x>>11) / (1 << 53)
+	switch {
+	case u < f.Errors:
+		return faultError
+	case u < f.Errors+f.Resets:
+		return faultReset
+	case u < f.Errors+f.Resets+f.Slow:
+		return faultSlow
+	}
+	return faultNone
+}
+
 // Stats counts what one target (or a whole farm) served: 200 responses to
 // GET. A response counts from the moment it is written (so a client that
 // has read it finds it counted); one whose write fails is taken back.
+// Injected faults are counted apart and never as scrapes.
 type Stats struct {
 	Scrapes int64 `json:"scrapes"`
 	Samples int64 `json:"samples"` // sample lines in the bodies served
 	Bytes   int64 `json:"bytes"`   // body bytes written, after compression
 	Gzipped int64 `json:"gzipped"` // scrapes answered with a gzip body
+	Faults  int64 `json:"faults"`  // requests failed on purpose (Errors, Resets); Slow ones count as scrapes
 }
 
 // Add returns s + o.
 func (s Stats) Add(o Stats) Stats {
-	return Stats{s.Scrapes + o.Scrapes, s.Samples + o.Samples, s.Bytes + o.Bytes, s.Gzipped + o.Gzipped}
+	return Stats{s.Scrapes + o.Scrapes, s.Samples + o.Samples, s.Bytes + o.Bytes, s.Gzipped + o.Gzipped, s.Faults + o.Faults}
 }
 
 // Sub returns s − o: the traffic between two snapshots.
 func (s Stats) Sub(o Stats) Stats {
-	return Stats{s.Scrapes - o.Scrapes, s.Samples - o.Samples, s.Bytes - o.Bytes, s.Gzipped - o.Gzipped}
+	return Stats{s.Scrapes - o.Scrapes, s.Samples - o.Samples, s.Bytes - o.Bytes, s.Gzipped - o.Gzipped, s.Faults - o.Faults}
 }
 
 // counters are one target's live Stats, padded to a cache line: targets
 // are served from different cores and must not contend on one line.
 type counters struct {
-	seq                              atomic.Uint64 // requests seen: picks the variant
-	scrapes, samples, bytes, gzipped atomic.Int64
-	_                                [24]byte
+	seq                                      atomic.Uint64 // requests seen: picks the variant
+	scrapes, samples, bytes, gzipped, faults atomic.Int64
+	_                                        [16]byte
 }
 
 func (c *counters) add(scrapes, samples, bytes, gzipped int64) {
@@ -218,7 +281,7 @@ func (f *Farm) Stats() []Stats {
 	out := make([]Stats, len(f.counters))
 	for i := range f.counters {
 		c := &f.counters[i]
-		out[i] = Stats{c.scrapes.Load(), c.samples.Load(), c.bytes.Load(), c.gzipped.Load()}
+		out[i] = Stats{c.scrapes.Load(), c.samples.Load(), c.bytes.Load(), c.gzipped.Load(), c.faults.Load()}
 	}
 	return out
 }
@@ -288,7 +351,7 @@ func (f *Farm) accept(ln net.Listener, i int) {
 		}
 		f.wg.Go(func() {
 			defer f.untrack(c)
-			f.serve(c, &f.counters[i])
+			f.serve(c, i)
 		})
 	}
 }
@@ -322,6 +385,7 @@ func (f *Farm) untrack(c net.Conn) {
 const (
 	respBadRequest     = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 	respNotFound       = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+	respInternalError  = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
 	respBadMethod      = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 	respHeaderTooLarge = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 	respBadVersion     = "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -333,7 +397,7 @@ const maxHeader = 4 << 10
 
 // serve answers requests on c until the client closes it, asks to, sends
 // something this server does not support, or the farm shuts down.
-func (f *Farm) serve(c net.Conn, ctr *counters) {
+func (f *Farm) serve(c net.Conn, ti int) {
 	buf := make([]byte, maxHeader)
 	n := 0
 	for {
@@ -351,7 +415,7 @@ func (f *Farm) serve(c net.Conn, ctr *counters) {
 			n += m
 			end = indexHeaderEnd(buf[:n], from)
 		}
-		keep := f.respond(c, buf[:end], ctr)
+		keep := f.respond(c, buf[:end], ti)
 		if !keep {
 			return
 		}
@@ -373,7 +437,8 @@ func indexHeaderEnd(b []byte, from int) int {
 
 // respond answers one request (its header block without the final empty
 // line) and reports whether the connection stays open.
-func (f *Farm) respond(c net.Conn, req []byte, ctr *counters) bool {
+func (f *Farm) respond(c net.Conn, req []byte, ti int) bool {
+	ctr := &f.counters[ti]
 	line, hdrs := cutLine(req)
 	method, rest, ok1 := cut(line, ' ')
 	target, version, ok2 := cut(rest, ' ')
@@ -432,7 +497,8 @@ func (f *Farm) respond(c net.Conn, req []byte, ctr *counters) bool {
 		return keep
 	}
 
-	v := &f.variants[(ctr.seq.Add(1)-1)%uint64(len(f.variants))]
+	seq := ctr.seq.Add(1) - 1
+	v := &f.variants[seq%uint64(len(f.variants))]
 	resp, hdr, body := v.plain, v.plainHdr, v.plainBody
 	gz = gz && f.cfg.Gzip
 	if gz {
@@ -441,14 +507,33 @@ func (f *Farm) respond(c net.Conn, req []byte, ctr *counters) bool {
 	if head {
 		resp = resp[:hdr]
 	}
-	if f.cfg.Latency > 0 {
-		t := time.NewTimer(f.cfg.Latency)
+	delay := f.cfg.Latency
+	flt := faultNone
+	if f.cfg.Faults.any() && !head {
+		flt = f.cfg.Faults.pick(ti, seq)
+		if flt == faultSlow {
+			delay += f.cfg.Faults.SlowLatency
+		}
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-f.done:
 			t.Stop()
 			return false
 		}
+	}
+	switch flt {
+	case faultError:
+		ctr.faults.Add(1)
+		if _, err := c.Write([]byte(respInternalError)); err != nil {
+			return false
+		}
+		return keep
+	case faultReset:
+		ctr.faults.Add(1)
+		return false // serve's caller closes the connection
 	}
 	if !keep {
 		// The precomputed headers do not say "Connection: close"; an

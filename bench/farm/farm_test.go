@@ -386,3 +386,59 @@ func TestProcess(t *testing.T) {
 		t.Errorf("StartProcess with a bad payload: %v, want the child's parse error", err)
 	}
 }
+
+// TestFarmFaults: with Errors and Resets set, about those fractions of
+// scrapes fail that way, the farm counts exactly the failures a client saw
+// as Faults and only the good answers as Scrapes, and Slow delays answers
+// by SlowLatency.
+func TestFarmFaults(t *testing.T) {
+	const n = 400
+	f, err := Start(t.Context(), Config{
+		Targets: 2,
+		Payload: []byte("a 1\n"),
+		Faults:  Faults{Errors: 0.2, Resets: 0.1, Slow: 0.1, SlowLatency: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// No keep-alive: net/http silently retries a GET whose reused
+	// connection was closed, which would hide the resets.
+	tr := &http.Transport{DisableCompression: true, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	var ok, errs, resets, slow int
+	for i := range n {
+		start := time.Now()
+		resp, err := c.Get("http://" + f.Addrs()[i%2] + "/metrics")
+		if err != nil {
+			resets++
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case 200:
+			ok++
+			if time.Since(start) >= 50*time.Millisecond {
+				slow++
+			}
+		case 500:
+			errs++
+		default:
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	tot := f.Total()
+	if tot.Scrapes != int64(ok) || tot.Faults != int64(errs+resets) {
+		t.Errorf("farm counted %d scrapes and %d faults; the client saw %d answers, %d errors, %d resets", tot.Scrapes, tot.Faults, ok, errs, resets)
+	}
+	near := func(name string, got int, frac float64) {
+		if want := frac * n; float64(got) < want/2 || float64(got) > want*1.5 {
+			t.Errorf("%s: %d of %d, want about %.0f", name, got, n, want)
+		}
+	}
+	near("errors", errs, 0.2)
+	near("resets", resets, 0.1)
+	near("slow", slow, 0.1)
+}

@@ -23,8 +23,10 @@ func CPU() (time.Duration, error) {
 
 // RSS returns this process's resident set size in bytes (VmRSS of
 // /proc/self/status).
-func RSS() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+func RSS() (int64, error) { return rss("/proc/self/status") }
+
+func rss(path string) (int64, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -35,15 +37,15 @@ func RSS() (int64, error) {
 		}
 		f := bytes.Fields(rest) // "123456 kB"
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, fmt.Errorf("/proc/self/status: unexpected VmRSS line %q", line)
+			return 0, fmt.Errorf("%s: unexpected VmRSS line %q", path, line)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/self/status: VmRSS: %w", err)
+			return 0, fmt.Errorf("%s: VmRSS: %w", path, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("/proc/self/status: no VmRSS line")
+	return 0, fmt.Errorf("%s: no VmRSS line", path)
 }
 
 // HostCPU returns the host's busy and total CPU time in clock ticks, summed

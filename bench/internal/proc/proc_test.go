@@ -1,7 +1,9 @@
 package proc
 
 import (
+	"os"
 	"testing"
+	"time"
 )
 
 func TestReadings(t *testing.T) {
@@ -27,5 +29,35 @@ func TestReadings(t *testing.T) {
 	busy, total, err := HostCPU()
 	if err != nil || busy == 0 || busy > total {
 		t.Errorf("HostCPU = %d busy of %d, %v", busy, total, err)
+	}
+}
+
+// TestPid: the /proc/PID readers agree with this process's own view.
+func TestPid(t *testing.T) {
+	pid := os.Getpid()
+	x := 0
+	for i := range 200_000_000 {
+		x ^= i
+	}
+	_ = x
+	self, err := CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPid, err := PidCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /proc/PID/stat has 10 ms ticks; allow a few of them.
+	if d := self - byPid; d < -30*time.Millisecond || d > 30*time.Millisecond || byPid == 0 {
+		t.Errorf("PidCPU = %s, getrusage says %s", byPid, self)
+	}
+	r1, err1 := RSS()
+	r2, err2 := PidRSS(pid)
+	if err1 != nil || err2 != nil || r2 < r1/2 || r2 > 2*r1 {
+		t.Errorf("PidRSS = %d (%v), RSS = %d (%v)", r2, err2, r1, err1)
+	}
+	if _, err := PidCPU(1 << 30); err == nil {
+		t.Error("PidCPU of a process that does not exist: no error")
 	}
 }
