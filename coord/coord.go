@@ -79,6 +79,9 @@ type Handler interface {
 	// SetOwner installs the ring in force from at on (engine.SetOwner).
 	// A ring that owns nothing means: stop scraping (session lost).
 	SetOwner(r *ring.Ring, at time.Time)
+	// Resume says the session, and so the ownership view, is confirmed
+	// after a stall (see Coordinator.Stalled, engine.Config.StallLimit).
+	Resume()
 }
 
 // Coordinator keeps this member registered in ZooKeeper and feeds the
@@ -93,6 +96,7 @@ type Coordinator struct {
 	inMu  sync.Mutex
 	inbox []zk.Event
 	wake  chan struct{}
+	stall chan struct{} // Stalled's signal
 
 	// Run's state: touched by Run's goroutine only.
 	conn           *zk.Conn
@@ -158,6 +162,7 @@ func New(cfg Config, h Handler, reg prometheus.Registerer, logger *slog.Logger) 
 		m:      m,
 		h:      h,
 		wake:   make(chan struct{}, 1),
+		stall:  make(chan struct{}, 1),
 		client: &http.Client{},
 		paths:  paths{members: cfg.Root + "/members", slots: cfg.Root + "/slots", jobs: cfg.Root + "/jobs"},
 	}
@@ -247,6 +252,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		case <-probe.C:
 			c.probePeers(ctx, probe)
 			continue
+		case <-c.stall:
+			c.confirmSession()
+			continue
 		}
 		if err := c.sync(); err != nil {
 			c.m.errors.Inc()
@@ -277,12 +285,15 @@ func (c *Coordinator) absorb(evs []zk.Event, probe *time.Timer) {
 				c.m.connected.Set(1)
 				if c.conn.SessionID() != c.regSession {
 					c.dirty.members, c.dirty.slots, c.dirty.jobs = true, true, true
-				} else if c.suspended {
-					// Suspended while cut off, but the session survived: our
-					// node and our targets are still ours.
-					c.log.Info("ZooKeeper session confirmed after the disconnection; scraping resumes")
-					c.suspended = false
-					c.dirty.members = true
+				} else {
+					if c.suspended {
+						// Suspended while cut off, but the session survived: our
+						// node and our targets are still ours.
+						c.log.Info("ZooKeeper session confirmed after the disconnection; scraping resumes")
+						c.suspended = false
+						c.dirty.members = true
+					}
+					c.h.Resume() // a hold after a stall, if any: the session lives
 				}
 			case zk.StateDisconnected:
 				if c.connected {
@@ -429,6 +440,58 @@ func peerStatus(ctx context.Context, client *http.Client, addr string) (Status, 
 	var st Status
 	err = json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st)
 	return st, err
+}
+
+// Stalled tells the Coordinator that the process stood still (the engine
+// saw a due instant handled far too late): its session may have expired
+// meanwhile. Run confirms the session and resumes the Handler, or finds it
+// gone and goes through expiry and registration. It does not block.
+func (c *Coordinator) Stalled() {
+	select {
+	case c.stall <- struct{}{}:
+	default:
+	}
+}
+
+// confirmSession checks, with a round trip, that our member node is still
+// there under our session. If it is, scraping resumes; if not, the session
+// is gone: suspend (the expiry event and a new registration follow).
+func (c *Coordinator) confirmSession() {
+	if c.regSession == 0 || c.suspended {
+		return // registration resumes the handler
+	}
+	type result struct {
+		ok    bool
+		owner int64
+		err   error
+	}
+	ch := make(chan result, 1)
+	p := c.paths.member(c.cfg.MemberID)
+	go func() {
+		ok, st, err := c.conn.Exists(p)
+		var owner int64
+		if st != nil {
+			owner = st.EphemeralOwner
+		}
+		ch <- result{ok, owner, err}
+	}()
+	select {
+	case r := <-ch:
+		switch {
+		case r.err == nil && r.ok && r.owner == c.regSession:
+			c.log.Info("session confirmed after a stall", "session", fmt.Sprintf("%#x", c.regSession))
+			c.h.Resume()
+		case r.err == nil || errors.Is(r.err, zk.ErrSessionExpired):
+			c.log.Warn("after a stall, our member node is gone: the session expired and peers own our targets", "err", r.err)
+			c.suspend()
+		default:
+			// Disconnected: the session events decide (a reconnect to
+			// the same session resumes, an expiry suspends).
+			c.log.Warn("after a stall, the session could not be confirmed yet", "err", r.err)
+		}
+	case <-time.After(c.cfg.SessionTimeout):
+		c.log.Warn("after a stall, the session could not be confirmed within the session timeout; scraping stays held")
+	}
 }
 
 // suspend withdraws all ownership at once (DESIGN invariant 6).
@@ -665,6 +728,7 @@ func (c *Coordinator) register() error {
 			c.state.Members[me.ID] = me
 			c.state.Slots[slot] = si
 			c.m.registrations.Inc()
+			c.h.Resume() // a fresh registration: nothing stale to hold for
 			c.log.Info("registered in ZooKeeper", "member", me.ID, "slot", slot, "owns_from", since.Format(time.RFC3339Nano), "session", fmt.Sprintf("%#x", c.regSession))
 			return nil
 		case errors.Is(err, zk.ErrNodeExists), errors.Is(err, zk.ErrBadVersion):

@@ -30,6 +30,7 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
 
 func (r *recorder) SetJobs(coord.Jobs) {}
+func (r *recorder) Resume()            {}
 func (r *recorder) SetOwner(rg *ring.Ring, at time.Time) {
 	r.mu.Lock()
 	r.ring, r.at = rg, at
@@ -176,6 +177,7 @@ type engineHandler struct {
 }
 
 func (h *engineHandler) SetJobs(coord.Jobs) {}
+func (h *engineHandler) Resume()            { h.e.Resume() }
 func (h *engineHandler) SetOwner(r *ring.Ring, at time.Time) {
 	h.e.SetOwner(r, at)
 	h.rec.SetOwner(r, at)

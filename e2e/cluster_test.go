@@ -562,3 +562,34 @@ func TestClusterPartition(t *testing.T) {
 	time.Sleep(3 * clusterInterval) // observation window
 	checkScrapes(t, "after the partition healed", exps, healed, time.Now(), 3*clusterInterval/2)
 }
+
+// TestClusterStall stops one member's process (SIGSTOP) for longer than
+// its session timeout, as a VM pause would: ZooKeeper expires the session
+// and the peers take its targets. When the process continues, its overdue
+// targets must not all fire once more (a doubled scrape each): it holds
+// scraping until its session is confirmed, finds it gone, and registers
+// again.
+func TestClusterStall(t *testing.T) {
+	zkAddr := zktest.Addr(t)
+	exps := exporters(t, 60)
+	p := newPool(t, []string{zkAddr})
+	p.putJob("main", exps)
+	p.start("s1")
+	p.start("s2")
+	frozen := p.start("s3")
+	p.waitSettled(len(exps))
+
+	from := time.Now()
+	frozen.signal(syscall.SIGSTOP)
+	time.Sleep(clusterSession + 3*clusterInterval/2) // the pause, not a synchronisation
+	frozen.signal(syscall.SIGCONT)
+	p.waitSettled(len(exps))
+	time.Sleep(2 * clusterInterval) // observation window
+	checkScrapes(t, "stall", exps, from, time.Now(), clusterSession+2*clusterInterval)
+	if v, _ := frozen.metricValue("shoal_stalls_total", nil); v < 1 {
+		t.Errorf("shoal_stalls_total = %v on the stopped member, want ≥ 1", v)
+	}
+	if v, _ := frozen.metricValue("shoal_cluster_registrations_total", nil); v != 2 {
+		t.Errorf("shoal_cluster_registrations_total = %v, want 2 (its session expired during the pause)", v)
+	}
+}

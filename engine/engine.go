@@ -75,6 +75,17 @@ type Config struct {
 	// RequireOwner: scrape nothing until SetOwner was called once (cluster
 	// mode, DESIGN invariant 5).
 	RequireOwner bool
+	// StallLimit (cluster mode): a due instant fired this late means the
+	// whole process stood still (SIGSTOP, a VM pause, a swap storm) for
+	// long enough that its ZooKeeper session may have expired and peers
+	// may own its targets by now. The engine then holds every scrape and
+	// calls OnStall, until Resume says the ownership view is good. Without it, the overdue targets would all fire once on
+	// resume, before the ZooKeeper client learns of the expiry: doubled
+	// scrapes. 0 disables the check.
+	StallLimit time.Duration
+	// OnStall is called from the wheel or a worker goroutine when a
+	// stall is detected, once per stall; it must not block.
+	OnStall func()
 	// WheelTick and WheelSlots shape the timing wheel. Defaults 1ms and
 	// 65536: 1ms is the resolution of a sample timestamp, and 65536 slots
 	// cover intervals up to 65s in one turn.
@@ -110,6 +121,7 @@ type Engine struct {
 	work     chan task
 	bg       sync.WaitGroup // retirements in flight
 	errLog   atomic.Int64   // unix ns of the last logged sink error
+	held     atomic.Bool    // scraping held after a stall (Config.StallLimit)
 	scrapes  sync.Pool      // *produce.Scrape, see getScrape
 	external atomic.Pointer[labels.Labels]
 
@@ -233,6 +245,10 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 		// scrapes this due time.
 		return e.nextFire(t, due, now)
 	}
+	if e.stalled(now - due) {
+		e.m.skippedHeld.Inc()
+		return e.nextFire(t, due, now)
+	}
 	e.m.lateness.Observe(float64(now-due) / 1e9)
 	select {
 	case e.work <- task{t, due}:
@@ -240,6 +256,30 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 		e.m.skippedQueue.Inc()
 	}
 	return e.nextFire(t, due, now)
+}
+
+// stalled reports whether scraping is held: it is after a stall (a due
+// instant handled late by more than StallLimit), until Resume.
+func (e *Engine) stalled(late int64) bool {
+	if e.cfg.StallLimit <= 0 {
+		return false
+	}
+	if late > int64(e.cfg.StallLimit) && e.held.CompareAndSwap(false, true) {
+		e.m.stalls.Inc()
+		e.log.Warn("the process stood still: scraping is held until the ownership view is confirmed", "late", time.Duration(late).Round(time.Millisecond))
+		if e.cfg.OnStall != nil {
+			e.cfg.OnStall()
+		}
+	}
+	return e.held.Load()
+}
+
+// Resume lifts the hold a stall put on scraping (Config.StallLimit): the
+// caller has confirmed that the ownership view is still good.
+func (e *Engine) Resume() {
+	if e.held.CompareAndSwap(true, false) {
+		e.log.Info("ownership view confirmed after a stall: scraping resumes")
+	}
 }
 
 // nextFire re-arms t on its grid. After a stall (GC, suspend, overload) it
@@ -265,6 +305,12 @@ func (e *Engine) worker(ctx context.Context) {
 			// The previous scrape of this target is still running: it
 			// cannot be, unless the queue backed up for a whole interval.
 			e.m.skippedInFlight.Inc()
+			continue
+		}
+		if e.stalled(time.Now().UnixNano() - tk.due) {
+			// Queued before the stall, picked up after it.
+			e.m.skippedHeld.Inc()
+			t.scrapeMu.Unlock()
 			continue
 		}
 		if !t.dead && !t.removed.Load() {

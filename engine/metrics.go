@@ -18,6 +18,8 @@ type metrics struct {
 	sinkErrors  prometheus.Counter
 	sinkDropped prometheus.Counter
 	movedAway   prometheus.Counter
+	stalls      prometheus.Counter
+	skippedHeld prometheus.Counter
 
 	skippedQueue    prometheus.Counter
 	skippedInFlight prometheus.Counter
@@ -66,7 +68,7 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_scrapes_skipped_total",
-			Help: "Scheduled scrapes not run: queue_full (all workers busy and the queue full) or in_flight (the previous scrape of the target still running).",
+			Help: "Scheduled scrapes not run: queue_full (all workers busy and the queue full) in_flight (the previous scrape of the target still running), or stalled (held after the process stood still, cluster mode).",
 		}, []string{"reason"}),
 		sinkErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_sink_errors_total",
@@ -76,6 +78,10 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 			Name: "shoal_sink_dropped_samples_total",
 			Help: "Samples lost because the sink refused their scrape.",
 		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_stalls_total",
+			Help: "Times the process stood still for longer than the stall limit (cluster mode); scraping was held until the ownership view was confirmed.",
+		}),
 		movedAway: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_targets_handed_over_total",
 			Help: "Targets this member stopped scraping at an ownership hand-over instant because another member owns them from then on.",
@@ -83,7 +89,8 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.skippedQueue = m.skipped.WithLabelValues("queue_full")
 	m.skippedInFlight = m.skipped.WithLabelValues("in_flight")
-	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, m.movedAway, &targetsCollector{e}} {
+	m.skippedHeld = m.skipped.WithLabelValues("stalled")
+	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, m.movedAway, m.stalls, &targetsCollector{e}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -89,6 +89,7 @@ func (h *clusterHandler) SetJobs(j coord.Jobs) {
 }
 
 func (h *clusterHandler) SetOwner(r *ring.Ring, at time.Time) { h.eng.SetOwner(r, at) }
+func (h *clusterHandler) Resume()                             { h.eng.Resume() }
 
 // Jobs adds the invalid jobs from ZooKeeper to the engine's, so /targets
 // shows them with their error.

@@ -222,7 +222,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	eng, err := engine.New(engine.Config{Workers: f.workers, Version: getVersion(), RequireOwner: cluster}, sink, reg, logger)
+	ecfg := engine.Config{Workers: f.workers, Version: getVersion(), RequireOwner: cluster}
+	var co *coord.Coordinator // set below in cluster mode, before anything runs
+	if cluster {
+		// A process that stood still for a third of the session timeout
+		// may have lost its session (the client pings every third): hold
+		// scraping until the coordinator has confirmed it. At least 1s (but
+		// at most half the timeout), so that an overloaded scheduler is
+		// not mistaken for a stopped process.
+		ecfg.StallLimit = min(max(f.zk.sessionTimeout/3, time.Second), f.zk.sessionTimeout/2)
+		ecfg.OnStall = func() { co.Stalled() }
+	}
+	eng, err := engine.New(ecfg, sink, reg, logger)
 	if err != nil {
 		closeSink()
 		fmt.Fprintln(stderr, "shoal:", err)
@@ -236,7 +247,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	var (
 		src web.TargetSource = eng
-		co  *coord.Coordinator
 	)
 	if cluster {
 		h := &clusterHandler{eng: eng, disc: disc, log: logger}
