@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -93,10 +94,11 @@ type Coordinator struct {
 	h   Handler
 
 	// inbox: ZooKeeper events, handed over from the client's goroutine.
-	inMu  sync.Mutex
-	inbox []zk.Event
-	wake  chan struct{}
-	stall chan struct{} // Stalled's signal
+	inMu      sync.Mutex
+	inbox     []zk.Event
+	newGlobal *config.GlobalConfig // SetGlobal's, until Run takes it
+	wake      chan struct{}
+	stall     chan struct{} // Stalled's signal
 
 	// Run's state: touched by Run's goroutine only.
 	conn           *zk.Conn
@@ -114,6 +116,7 @@ type Coordinator struct {
 	jobData        map[string][]byte // job name → node data as last read
 	jobsOut        Jobs
 	dirty          dirt
+	globalChanged  bool // SetGlobal: re-resolve and push the jobs
 
 	client *http.Client // asks peers' /api/v1/cluster while disconnected
 
@@ -198,6 +201,11 @@ func (c *Coordinator) takeInbox() []zk.Event {
 	defer c.inMu.Unlock()
 	evs := c.inbox
 	c.inbox = nil
+	if g := c.newGlobal; g != nil {
+		c.newGlobal = nil
+		c.cfg.Global = *g
+		c.globalChanged = true
+	}
 	return evs
 }
 
@@ -509,6 +517,11 @@ func (c *Coordinator) suspend() {
 // sync re-reads what is dirty and registers if needed. With no session it
 // does nothing: the session event brings it back.
 func (c *Coordinator) sync() error {
+	if c.globalChanged {
+		// From the jobs as last read: a reload needs no ZooKeeper.
+		c.globalChanged = false
+		c.pushJobs()
+	}
 	if !c.connected {
 		return nil
 	}
@@ -522,6 +535,7 @@ func (c *Coordinator) sync() error {
 			return err
 		}
 	}
+
 	if c.dirty.slots {
 		if err := c.readSlots(); err != nil {
 			return err
@@ -785,9 +799,16 @@ func (c *Coordinator) readJobs() error {
 		return err
 	}
 	c.dirty.jobs = false
+	c.pushJobs()
+	return nil
+}
+
+// pushJobs parses the job nodes as last read against the current globals,
+// and hands the job set to the Handler if it changed.
+func (c *Coordinator) pushJobs() {
 	jobs := ParseJobs(c.jobData, c.cfg.Global, c.paths.jobs)
 	if jobsEqual(jobs, c.jobsOut) {
-		return nil
+		return
 	}
 	old := map[string]string{}
 	for _, je := range c.jobsOut.Invalid {
@@ -802,7 +823,19 @@ func (c *Coordinator) readJobs() error {
 	c.jobsOut = jobs
 	c.h.SetJobs(jobs)
 	c.log.Info("jobs from ZooKeeper", "valid", len(jobs.Config.ScrapeConfigs), "invalid", len(jobs.Invalid))
-	return nil
+}
+
+// SetGlobal replaces the global section the jobs inherit (a reload of the
+// member's configuration file); the jobs are re-resolved and pushed if
+// that changes them. It does not block.
+func (c *Coordinator) SetGlobal(g config.GlobalConfig) {
+	c.inMu.Lock()
+	c.newGlobal = &g
+	c.inMu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // ParseJobs turns job node data (name → YAML) into a job set: each job is
@@ -842,6 +875,9 @@ func ParseJob(name string, data []byte, global config.GlobalConfig, source strin
 func jobsEqual(a, b Jobs) bool {
 	if a.Config == nil || b.Config == nil {
 		return a.Config == b.Config
+	}
+	if !reflect.DeepEqual(a.Config.Global, b.Config.Global) {
+		return false
 	}
 	if len(a.Invalid) != len(b.Invalid) || len(a.Config.ScrapeConfigs) != len(b.Config.ScrapeConfigs) {
 		return false

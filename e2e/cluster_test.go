@@ -593,3 +593,32 @@ func TestClusterStall(t *testing.T) {
 		t.Errorf("shoal_cluster_registrations_total = %v, want 2 (its session expired during the pause)", v)
 	}
 }
+
+// TestClusterGlobalReload changes the global section of a member's
+// configuration file (external labels) and sends SIGHUP: the jobs from
+// ZooKeeper run on under the new globals, without a restart.
+func TestClusterGlobalReload(t *testing.T) {
+	zkAddr := zktest.Addr(t)
+	exps := exporters(t, 2)
+	p := newPool(t, []string{zkAddr})
+	p.putJob("main", exps)
+	m := p.start("g1")
+	p.waitSettled(len(exps))
+	writeFile(t, p.cfgPath, fmt.Sprintf("global:\n  scrape_interval: %v\n  scrape_timeout: 800ms\n  external_labels:\n    region: moon\n", clusterInterval))
+	mark := m.count()
+	m.signal(syscall.SIGHUP)
+	m.waitMatch(20*time.Second, mark, `up{region="moon"}`, func(s sample) bool {
+		return s.name == "up" && s.labels["region"] == "moon" && s.labels["job"] == "main"
+	})
+	// A broken file keeps the running globals.
+	writeFile(t, p.cfgPath, "global:\n  scrape_interval: often\n")
+	m.signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the failed reload to show", func() (bool, string) {
+		v, _ := m.metricValue("shoal_config_last_reload_successful", nil)
+		return v == 0, fmt.Sprint(v)
+	})
+	mark = m.count()
+	m.waitMatch(20*time.Second, mark, `up{region="moon"} after a failed reload`, func(s sample) bool {
+		return s.name == "up" && s.labels["region"] == "moon"
+	})
+}

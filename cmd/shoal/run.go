@@ -306,7 +306,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	reload := func(why string) {
 		if cluster {
-			logger.Warn("in cluster mode the configuration file only gives the global section, read at start: restart to change it; jobs change with shoal jobs put", "trigger", why)
+			explicit := false
+			fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config.file" })
+			g, err := clusterGlobal(f.configFile, explicit)
+			if err != nil {
+				reloadOK.Set(0)
+				reloads.WithLabelValues("failure").Inc()
+				logger.Error("config reload failed; keeping the running global section", "trigger", why, "file", f.configFile, "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+				return
+			}
+			co.SetGlobal(g)
+			reloadOK.Set(1)
+			reloadTime.SetToCurrentTime()
+			reloads.WithLabelValues("success").Inc()
+			logger.Info("global section reloaded; jobs from ZooKeeper inherit it", "trigger", why, "file", f.configFile)
 			return
 		}
 		c, err := config.Load(f.configFile)
