@@ -271,6 +271,18 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("jobs put rejects a bad file with its errors and writes nothing", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "bad.yml")
+		writeFile(t, f, "scrape_configs:\n- job_name: fine\n- job_name: bad\n  scrape_interval: 10s\n  scrape_timeout: 20s\n  bogus: 1\n")
+		out, err := p.cli("jobs", "put", f)
+		if err == nil || !strings.Contains(out, "nothing was written") || !strings.Contains(out, `unknown field "bogus"`) || !strings.Contains(out, "scrape_timeout") {
+			t.Errorf("jobs put of a bad file: err=%v\n%s", err, out)
+		}
+		if out, _ := p.cli("jobs", "ls"); strings.TrimSpace(out) != "main" {
+			t.Errorf("after a rejected put, jobs ls says:\n%s", out)
+		}
+	})
+
 	t.Run("jobs put and rm reach every member within 1s", func(t *testing.T) {
 		extra := exporters(t, 3)
 		for _, step := range []struct {

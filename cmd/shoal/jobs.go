@@ -83,15 +83,9 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	servers, err := zf.list()
-	if err != nil {
-		fmt.Fprintln(stderr, "shoal:", err)
-		return 2
-	}
-	st, err := coord.Dial(servers, zf.root, zf.sessionTimeout)
-	if err != nil {
-		fmt.Fprintln(stderr, "shoal:", err)
-		return 1
+	st, code := zf.dial(stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 
@@ -150,15 +144,9 @@ func cmdMembers(args []string, stdout, stderr io.Writer) int {
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	servers, err := zf.list()
-	if err != nil {
-		fmt.Fprintln(stderr, "shoal:", err)
-		return 2
-	}
-	st, err := coord.Dial(servers, zf.root, zf.sessionTimeout)
-	if err != nil {
-		fmt.Fprintln(stderr, "shoal:", err)
-		return 1
+	st, code := zf.dial(stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 	ms, err := st.Members()
@@ -230,4 +218,20 @@ func parseInterleaved(fs *flag.FlagSet, args []string, stderr io.Writer) (pos []
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// dial connects the job store client, printing why not (exit code 2 for a
+// bad flag, 1 for no session).
+func (f *zkFlags) dial(stderr io.Writer) (*coord.Store, int) {
+	servers, err := f.list()
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return nil, 2
+	}
+	st, err := coord.Dial(servers, f.root, f.sessionTimeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "shoal:", err)
+		return nil, 1
+	}
+	return st, 0
 }
