@@ -210,10 +210,12 @@ type E2EResult struct {
 
 	// Shoal only, from its Go runtime metrics at the window's end (bytes):
 	// where the RSS goes. HeapInuse is spans in use (live objects and
-	// garbage not yet swept), HeapIdle minus HeapReleased memory the
+	// garbage not yet collected), HeapIdle minus HeapReleased memory the
 	// runtime holds but does not use, StackInuse goroutine stacks.
+	// HeapLive is the heap right after a GC forced once the window's
+	// figures are taken (go_memstats_alloc_bytes then): what is reachable.
 	HeapInuse  int64 `json:"heap_inuse,omitempty"`
-	HeapLive   int64 `json:"heap_live,omitempty"` // go_memstats_alloc_bytes
+	HeapLive   int64 `json:"heap_live,omitempty"`
 	HeapIdle   int64 `json:"heap_idle,omitempty"`
 	HeapRelsd  int64 `json:"heap_released,omitempty"`
 	StackInuse int64 `json:"stack_inuse,omitempty"`
@@ -321,10 +323,25 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 			return E2EResult{}, fmt.Errorf("e2e: cpu profile: %w", err)
 		}
 	}
-	if cfg.AllocProfile != nil && sc.web != "" {
-		if err := fetchTo(ctx, cfg.AllocProfile, "http://"+sc.web+"/debug/pprof/allocs"); err != nil {
+	// After the window (its figures are taken): a forced GC, so that the
+	// allocation profile's in-use figures and HeapLive are the live heap
+	// now, not as of whichever GC ran last (in a steady state that
+	// allocates little that may be one from the warm-up, before the caches
+	// were full).
+	var heapLive int64
+	if sc.kind == ScraperShoal && sc.web != "" {
+		w := cfg.AllocProfile
+		if w == nil {
+			w = io.Discard
+		}
+		if err := fetchTo(ctx, w, "http://"+sc.web+"/debug/pprof/allocs?gc=1"); err != nil {
 			return E2EResult{}, fmt.Errorf("e2e: alloc profile: %w", err)
 		}
+		g, err := scrapeMetrics(ctx, "http://"+sc.web+"/metrics")
+		if err != nil {
+			return E2EResult{}, err
+		}
+		heapLive = int64(g.counters["go_memstats_alloc_bytes"])
 	}
 
 	r := E2EResult{
@@ -354,7 +371,7 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 		r.LatenessP99 = late.quantile(0.99) * 1e3
 	}
 	if m := b.metrics; m != nil {
-		r.HeapInuse, r.HeapLive = int64(m["go_memstats_heap_inuse_bytes"]), int64(m["go_memstats_alloc_bytes"])
+		r.HeapInuse, r.HeapLive = int64(m["go_memstats_heap_inuse_bytes"]), heapLive
 		r.HeapIdle, r.HeapRelsd = int64(m["go_memstats_heap_idle_bytes"]), int64(m["go_memstats_heap_released_bytes"])
 		r.StackInuse, r.Goroutines = int64(m["go_memstats_stack_inuse_bytes"]), int64(m["go_goroutines"])
 	}

@@ -50,7 +50,7 @@ func newRecSink() *recSink { return &recSink{ch: make(chan recScrape, 1024)} }
 func (s *recSink) Write(sc *produce.Scrape) error {
 	r := recScrape{key: sc.Key, t: sc.T}
 	for _, smp := range sc.Samples {
-		r.samples = append(r.samples, recSample{smp.Series.Labels.String(), smp.T, smp.V})
+		r.samples = append(r.samples, recSample{smp.Series.Labels().String(), smp.T, smp.V})
 	}
 	s.mu.Lock()
 	s.scrapes = append(s.scrapes, r)

@@ -137,7 +137,7 @@ func (e *Engine) appendSamples(t *target, p *parse.Parser, out *produce.Scrape, 
 			if nc, err = e.newSeries(t, p, noStale); err != nil {
 				return scraped, post, added, err
 			}
-			if ok && c.s != nil && (nc.s == nil || !labels.Equal(c.s.Labels, nc.s.Labels)) {
+			if ok && c.s != nil && (nc.s == nil || !labels.Equal(c.s.Labels(), nc.s.Labels())) {
 				// The job's relabeling changed what this line becomes:
 				// the old series ends here.
 				out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
@@ -233,7 +233,7 @@ func (e *Engine) newSeries(t *target, p *parse.Parser, noStale bool) (cached, er
 	if err := checkLabelLimits(final, cfg.LabelLimit, cfg.LabelNameLengthLimit, cfg.LabelValueLengthLimit); err != nil {
 		return c, err
 	}
-	c.s = &produce.Series{Labels: final, Hash: final.Hash()}
+	c.s = t.baseLabels(e).Series(final)
 	return c, nil
 }
 
@@ -291,10 +291,24 @@ func (t *target) reportSeries(e *Engine, i int) *produce.Series {
 	lb := labels.NewBuilder(t.labels)
 	lb.Set(model.MetricNameLabel, reportNames[i])
 	e.addExternal(lb)
-	ls := lb.Labels()
-	s := &produce.Series{Labels: ls, Hash: ls.Hash()}
+	s := t.baseLabels(e).Series(lb.Labels())
 	t.report[i] = s
 	return s
+}
+
+// baseLabels returns what every series of t shares: its target labels and
+// the external labels it does not carry (see produce.Series, "Memory"),
+// made once, and again if the external labels change (series made before
+// keep theirs, as they keep their labels). The caller holds t.scrapeMu.
+func (t *target) baseLabels(e *Engine) *produce.BaseLabels {
+	ext := e.external.Load()
+	if t.base != nil && t.baseExt == ext {
+		return t.base
+	}
+	lb := labels.NewBuilder(t.labels)
+	e.addExternal(lb)
+	t.base, t.baseExt = produce.NewBaseLabels(lb.Labels()), ext
+	return t.base
 }
 
 // endOfLife writes staleness markers for every live series of t, report

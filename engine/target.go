@@ -54,6 +54,10 @@ type target struct {
 	report   [numReport]*produce.Series
 	lastSize int // last body size, to size the next buffer
 	lb       *labels.Builder
+	// base: the labels all of the target's series share, made for the
+	// external labels baseExt (target.baseLabels).
+	base    *produce.BaseLabels
+	baseExt *labels.Labels
 
 	statusMu     sync.Mutex
 	health       Health

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -178,5 +179,51 @@ func TestCacheReturningSeries(t *testing.T) {
 	}
 	if _, seen, ok := c.Get([]byte("b")); !ok || seen != SeenEarlier {
 		t.Fatalf("returning b: %v %v, want SeenEarlier", seen, ok)
+	}
+}
+
+// TestCacheIndexModel drives a cache through scrapes of random subsets of
+// keys in random order, with evictions, and checks every key against a
+// model after each scrape: present exactly when seen within evictAfter
+// scrapes, with the value it was put with. It exercises the index's
+// probing, growth and backward-shift deletion on many shapes.
+func TestCacheIndexModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := NewCache[int]()
+	var keys [][]byte
+	for i := range 400 {
+		keys = append(keys, fmt.Appendf(nil, `m{i="%d"}`, i))
+	}
+	lastSeen := map[int]uint32{} // key index → scrape number, 1-based
+	for n := uint32(1); n <= 300; n++ {
+		c.Begin()
+		// Phases of growth and shrinkage: at times most keys, at times few.
+		width := 1 + rng.IntN(len(keys))
+		if n%50 > 25 {
+			width = 1 + rng.IntN(20)
+		}
+		for _, k := range rng.Perm(len(keys))[:rng.IntN(width)] {
+			v, _, ok := c.Get(keys[k])
+			_, want := lastSeen[k]
+			if ok != want {
+				t.Fatalf("scrape %d: Get(%s) ok=%v, want %v", n, keys[k], ok, want)
+			}
+			if ok && v != k {
+				t.Fatalf("scrape %d: Get(%s) = %d, want %d", n, keys[k], v, k)
+			}
+			if !ok {
+				c.Put(keys[k], k)
+			}
+			lastSeen[k] = n
+		}
+		c.Stale(func(int) {})
+		for k, s := range lastSeen {
+			if n-s > evictAfter {
+				delete(lastSeen, k)
+			}
+		}
+		if c.Len() != len(lastSeen) {
+			t.Fatalf("scrape %d: %d entries, model has %d", n, c.Len(), len(lastSeen))
+		}
 	}
 }

@@ -207,8 +207,8 @@ func sameSamples(t testing.TB, got []sinkSample, want []Sample) {
 		t.Fatalf("%d samples, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if !labels.Equal(got[i].ls, want[i].Series.Labels) || got[i].t != want[i].T || math.Float64bits(got[i].v) != math.Float64bits(want[i].V) {
-			t.Fatalf("sample %d: %s %d %x, want %s %d %x", i, got[i].ls, got[i].t, math.Float64bits(got[i].v), want[i].Series.Labels, want[i].T, math.Float64bits(want[i].V))
+		if !labels.Equal(got[i].ls, want[i].Series.Labels()) || got[i].t != want[i].T || math.Float64bits(got[i].v) != math.Float64bits(want[i].V) {
+			t.Fatalf("sample %d: %s %d %x, want %s %d %x", i, got[i].ls, got[i].t, math.Float64bits(got[i].v), want[i].Series.Labels(), want[i].T, math.Float64bits(want[i].V))
 		}
 	}
 }

@@ -9,6 +9,7 @@ package produce
 
 import (
 	"math"
+	"unique"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -26,16 +27,128 @@ func IsStale(v float64) bool { return math.Float64bits(v) == value.StaleNaN }
 //
 // A Series lives as long as the target's series cache keeps it, so the same
 // *Series comes back scrape after scrape while the exporter keeps writing the
-// series the same way. Labels and Hash never change after creation.
+// series the same way. Its labels never change after creation.
+//
+// # Memory: labels in two shared parts
+//
+// A target holds one Series per series it exposes, so a Series' size is
+// most of what a target costs (a node_exporter exposes about 500). Most of
+// a series' final labels are either the series' own (metric name and the
+// labels the exporter wrote, the same for every target of a kind) or its
+// target's (job, instance, other target labels, external labels, the same
+// for every series of the target). BaseLabels.Series keeps the two apart: the
+// own part is interned (one copy per process for a fleet of targets of one
+// kind) and the target part shared by pointer; the final labels are their
+// merge, built or walked on demand. A series whose labels are no such merge
+// (metric relabeling rewrote a target label, honor_labels kept an exposed
+// one) keeps its whole label set, interned as well.
+//
+// Sinks read labels only to fill Enc, on a series' first scrape or when an
+// encoding has to be rebuilt, so the merge is off the steady-state path.
 type Series struct {
-	Labels labels.Labels
-	Hash   uint64 // Labels.Hash()
+	// own is the series' labels without base's, or all its labels when
+	// base is nil. A handle (a pointer) keeps the interned copy alive.
+	// The zero Series has no labels.
+	own  unique.Handle[labels.Labels]
+	base *BaseLabels
 
 	// Enc is scratch space owned by the process's sink: a sink may keep an
-	// encoding of Labels here and reuse it on the next scrape. Only the
+	// encoding of the labels here and reuse it on the next scrape. Only the
 	// worker scraping the series' target touches a Series during Write, so
 	// no lock is needed. The engine never reads or writes it.
 	Enc []byte
+}
+
+// BaseLabels are labels shared by every series of one target (its target
+// labels and external labels), sorted by name. Immutable once made.
+type BaseLabels struct {
+	ls []labels.Label
+}
+
+// NewBaseLabels returns ls as base labels (BaseLabels.Series).
+func NewBaseLabels(ls labels.Labels) *BaseLabels {
+	b := &BaseLabels{ls: make([]labels.Label, 0, ls.Len())}
+	ls.Range(func(l labels.Label) { b.ls = append(b.ls, l) })
+	return b
+}
+
+// NewSeries returns a series whose labels are ls, kept whole.
+func NewSeries(ls labels.Labels) *Series {
+	return &Series{own: unique.Make(ls)}
+}
+
+// Series returns a series whose labels are ls. When ls has every label of
+// b, with the same value, the series keeps only its other labels and
+// shares b's; otherwise it keeps ls whole, as NewSeries.
+func (b *BaseLabels) Series(ls labels.Labels) *Series {
+	n := 0
+	ls.Range(func(l labels.Label) {
+		for _, bl := range b.ls {
+			if bl.Name == l.Name {
+				if bl.Value == l.Value {
+					n++
+				}
+				break
+			}
+		}
+	})
+	if n != len(b.ls) {
+		return NewSeries(ls)
+	}
+	own := labels.NewScratchBuilder(ls.Len() - n)
+	ls.Range(func(l labels.Label) {
+		if !b.has(l.Name) {
+			own.Add(l.Name, l.Value)
+		}
+	})
+	return &Series{own: unique.Make(own.Labels()), base: b}
+}
+
+func (b *BaseLabels) has(name string) bool {
+	for _, l := range b.ls {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ownLabels returns own's labels; the zero Series has none.
+func (s *Series) ownLabels() labels.Labels {
+	if s.own == (unique.Handle[labels.Labels]{}) {
+		return labels.EmptyLabels()
+	}
+	return s.own.Value()
+}
+
+// Range calls f for each label of the series, sorted by name, without
+// allocating.
+func (s *Series) Range(f func(l labels.Label)) {
+	if s.base == nil {
+		s.ownLabels().Range(f)
+		return
+	}
+	base, i := s.base.ls, 0
+	s.ownLabels().Range(func(l labels.Label) {
+		for ; i < len(base) && base[i].Name < l.Name; i++ {
+			f(base[i])
+		}
+		f(l)
+	})
+	for ; i < len(base); i++ {
+		f(base[i])
+	}
+}
+
+// Labels returns the series' labels. It allocates unless the series keeps
+// them whole (NewSeries); sinks on a hot path use Range.
+func (s *Series) Labels() labels.Labels {
+	if s.base == nil {
+		return s.ownLabels()
+	}
+	b := labels.NewScratchBuilder(s.ownLabels().Len() + len(s.base.ls))
+	s.Range(func(l labels.Label) { b.Add(l.Name, l.Value) })
+	return b.Labels()
 }
 
 // Sample is one value of one series at one time.

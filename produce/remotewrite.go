@@ -311,13 +311,13 @@ func (e *Encoder) appendRW1(dst []byte, samples []Sample) []byte {
 // labels field, reusing Enc's memory if it is big enough.
 func rw1Labels(sr *Series) []byte {
 	size := 1
-	sr.Labels.Range(func(l labels.Label) { size += rw1LabelSize(l) })
+	sr.Range(func(l labels.Label) { size += rw1LabelSize(l) })
 	b := sr.Enc[:0]
 	if cap(b) < size {
 		b = make([]byte, 0, size)
 	}
 	b = append(b, encRW1)
-	sr.Labels.Range(func(l labels.Label) {
+	sr.Range(func(l labels.Label) {
 		b = append(b, tagRW1Labels)
 		b = binary.AppendUvarint(b, uint64(rw1LabelMsgSize(l)))
 		b = append(b, tagRW1Name)
@@ -434,7 +434,7 @@ func (e *Encoder) internRW2(dst []byte, prefix []Sample, sr *Series, pos uint32)
 		n := e.nsyms
 		e.nsyms = 1
 		for j := range prefix {
-			e.internLabels(prefix[j].Series.Labels, false)
+			e.internLabels(prefix[j].Series, false)
 		}
 		if n != e.nsyms {
 			panic(fmt.Sprintf("produce: remote-write 2.0 symbol replay found %d symbols, want %d", e.nsyms, n))
@@ -443,7 +443,7 @@ func (e *Encoder) internRW2(dst []byte, prefix []Sample, sr *Series, pos uint32)
 
 	e.fresh = e.fresh[:0]
 	nsyms := e.nsyms
-	e.internLabels(sr.Labels, true)
+	e.internLabels(sr, true)
 	size := 0
 	for _, p := range e.prev {
 		size += uvarintLen(uint64(p.ref))
@@ -470,7 +470,7 @@ func (e *Encoder) internRW2(dst []byte, prefix []Sample, sr *Series, pos uint32)
 	return append(dst, e.fresh...)
 }
 
-// internLabels interns ls's strings (name, value, name, value, ...) into
+// internLabels interns sr's label strings (name, value, name, value, ...) into
 // e.syms, leaving their refs in e.prev, and, if emit, the entries of the
 // symbols it adds in e.fresh.
 //
@@ -478,7 +478,7 @@ func (e *Encoder) internRW2(dst []byte, prefix []Sample, sr *Series, pos uint32)
 // job and instance, often a label value): a string equal to the one at the
 // same place in the previous series takes that one's ref, which costs a
 // string comparison instead of a hash and a probe.
-func (e *Encoder) internLabels(ls labels.Labels, emit bool) {
+func (e *Encoder) internLabels(sr *Series, emit bool) {
 	i := 0
 	intern := func(s string) {
 		if i < len(e.prev) && e.prev[i].s == s {
@@ -503,7 +503,7 @@ func (e *Encoder) internLabels(ls labels.Labels, emit bool) {
 		}
 		i++
 	}
-	ls.Range(func(l labels.Label) {
+	sr.Range(func(l labels.Label) {
 		intern(l.Name)
 		intern(l.Value)
 	})

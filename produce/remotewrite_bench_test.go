@@ -110,8 +110,8 @@ func BenchmarkEncodeZstd(b *testing.B) {
 		t := s.T + int64(k)*1500
 		c := &Scrape{Key: "node/" + instance, Job: "node", Instance: instance, T: t, Samples: make([]Sample, len(sc.Samples))}
 		for i, smp := range sc.Samples {
-			ls := labels.NewBuilder(smp.Series.Labels).Set("instance", instance).Labels()
-			c.Samples[i] = Sample{&Series{Labels: ls, Hash: ls.Hash()}, t, smp.V}
+			ls := labels.NewBuilder(smp.Series.Labels()).Set("instance", instance).Labels()
+			c.Samples[i] = Sample{NewSeries(ls), t, smp.V}
 		}
 		fleet[k] = c
 	}
@@ -203,7 +203,7 @@ func capturedScrapes(tb testing.TB, s *Scrape) []*Scrape {
 		sc.T = s.T + int64(k)*15000
 		sc.Samples = make([]Sample, len(s.Samples))
 		for i, smp := range s.Samples {
-			if smp.Series.Labels.Get("__name__") == "scrape_duration_seconds" {
+			if smp.Series.Labels().Get("__name__") == "scrape_duration_seconds" {
 				vals[i] = 0.005 + rng.Float64()*0.02
 			}
 			sc.Samples[i] = Sample{smp.Series, sc.T, vals[i]}
@@ -231,8 +231,8 @@ func fleetScrapes(tb testing.TB, n int) [][]*Scrape {
 		instance := fmt.Sprintf("10.1.%d.%d:9100", k/250, k%250)
 		series := make([]*Series, len(caps[0].Samples))
 		for i, smp := range caps[0].Samples {
-			ls := labels.NewBuilder(smp.Series.Labels).Set("instance", instance).Labels()
-			series[i] = &Series{Labels: ls, Hash: ls.Hash()}
+			ls := labels.NewBuilder(smp.Series.Labels()).Set("instance", instance).Labels()
+			series[i] = NewSeries(ls)
 		}
 		for r := range caps {
 			c := caps[(k+r)%len(caps)]

@@ -27,7 +27,7 @@ func FuzzEncode(f *testing.F) {
 	node := nodeFixture(f)
 	var spec []byte
 	for _, smp := range node.Samples[:40] {
-		smp.Series.Labels.Range(func(l labels.Label) {
+		smp.Series.Labels().Range(func(l labels.Label) {
 			spec = append(append(append(spec, l.Name...), 0xfe), l.Value...)
 			spec = append(spec, 0xfe)
 		})
@@ -56,7 +56,7 @@ func FuzzEncode(f *testing.F) {
 					ls = append(ls, l)
 				}
 				lset := labels.New(ls...)
-				sr = &Series{Labels: lset, Hash: lset.Hash()}
+				sr = NewSeries(lset)
 				byRecord[string(rec)] = sr
 			}
 			v := vbits ^ uint64(i)*0x9e3779b97f4a7c15

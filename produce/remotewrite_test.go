@@ -96,7 +96,7 @@ func want(s *Scrape) []decoded {
 	out := make([]decoded, 0, len(s.Samples))
 	for _, smp := range s.Samples {
 		var ls []labels.Label
-		smp.Series.Labels.Range(func(l labels.Label) { ls = append(ls, l) })
+		smp.Series.Labels().Range(func(l labels.Label) { ls = append(ls, l) })
 		out = append(out, decoded{ls, math.Float64bits(smp.V), smp.T})
 	}
 	return out
@@ -219,7 +219,7 @@ func nodeFixture(tb testing.TB) *Scrape {
 			b.Set(target[i], target[i+1])
 		}
 		ls = b.Labels()
-		s.Samples = append(s.Samples, Sample{&Series{Labels: ls, Hash: ls.Hash()}, t0, p.Value()})
+		s.Samples = append(s.Samples, Sample{NewSeries(ls), t0, p.Value()})
 	}
 	if err := p.Err(); err != nil {
 		tb.Fatal(err)
@@ -233,14 +233,14 @@ func nodeFixture(tb testing.TB) *Scrape {
 		{"scrape_samples_post_metric_relabeling", n}, {"scrape_series_added", 0},
 	} {
 		ls := labels.FromStrings(append([]string{model.MetricNameLabel, syn.name}, target...)...)
-		s.Samples = append(s.Samples, Sample{&Series{Labels: ls, Hash: ls.Hash()}, t0, syn.v})
+		s.Samples = append(s.Samples, Sample{NewSeries(ls), t0, syn.v})
 	}
 	return s
 }
 
 func seriesOf(kv ...string) *Series {
 	ls := labels.FromStrings(kv...)
-	return &Series{Labels: ls, Hash: ls.Hash()}
+	return NewSeries(ls)
 }
 
 // edgeScrapes are the cases besides the fixture.
@@ -336,7 +336,7 @@ func TestEncodeRW1MatchesPrompb(t *testing.T) {
 			smp.V = 0.5
 		}
 		ts := prompb.TimeSeries{Samples: []prompb.Sample{{Value: smp.V, Timestamp: smp.T}}}
-		smp.Series.Labels.Range(func(l labels.Label) {
+		smp.Series.Labels().Range(func(l labels.Label) {
 			ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
 		})
 		req.Timeseries = append(req.Timeseries, ts)
@@ -363,7 +363,7 @@ func TestEncodeRW2SymbolOrder(t *testing.T) {
 	}
 	st := writev2.NewSymbolTable()
 	for i, smp := range s.Samples {
-		refs := st.SymbolizeLabels(smp.Series.Labels, nil)
+		refs := st.SymbolizeLabels(smp.Series.Labels(), nil)
 		if !slices.Equal(refs, req.Timeseries[i].LabelsRefs) {
 			t.Fatalf("series %d: refs %v, writev2.SymbolsTable gives %v", i, req.Timeseries[i].LabelsRefs, refs)
 		}

@@ -48,7 +48,7 @@ func (t *Text) Write(s *Scrape) error {
 	for i := range s.Samples {
 		smp := &s.Samples[i]
 		if smp.Series.Enc == nil {
-			smp.Series.Enc = AppendSeriesText(nil, smp.Series.Labels)
+			smp.Series.Enc = AppendSeriesText(nil, smp.Series.Labels())
 		}
 		b = append(b, smp.Series.Enc...)
 		b = append(b, ' ')

@@ -14,7 +14,7 @@ import (
 
 func series(kv ...string) *Series {
 	ls := labels.FromStrings(kv...)
-	return &Series{Labels: ls, Hash: ls.Hash()}
+	return NewSeries(ls)
 }
 
 func TestTextFormat(t *testing.T) {
@@ -62,7 +62,7 @@ func TestTextRoundTripsThroughExpfmt(t *testing.T) {
 		t.Fatalf("expfmt cannot read the output: %v\n%s", err, buf.String())
 	}
 	for _, smp := range in {
-		name := smp.Series.Labels.Get(model.MetricNameLabel)
+		name := smp.Series.Labels().Get(model.MetricNameLabel)
 		f := fams[name]
 		if f == nil || len(f.Metric) != 1 {
 			t.Fatalf("family %s missing", name)
@@ -74,8 +74,8 @@ func TestTextRoundTripsThroughExpfmt(t *testing.T) {
 			got.Add(lp.GetName(), lp.GetValue())
 		}
 		got.Sort()
-		if !labels.Equal(got.Labels(), smp.Series.Labels) {
-			t.Errorf("labels %s, want %s", got.Labels(), smp.Series.Labels)
+		if !labels.Equal(got.Labels(), smp.Series.Labels()) {
+			t.Errorf("labels %s, want %s", got.Labels(), smp.Series.Labels())
 		}
 		if v := m.GetUntyped().GetValue(); v != smp.V || m.GetTimestampMs() != smp.T {
 			t.Errorf("%s: %v@%d, want %v@%d", name, v, m.GetTimestampMs(), smp.V, smp.T)

@@ -203,7 +203,7 @@ func TestTail(t *testing.T) {
 	brokers := strings.Join(c.ListenAddrs(), ",")
 	mk := func(kv ...string) *produce.Series {
 		ls := labels.FromStrings(kv...)
-		return &produce.Series{Labels: ls, Hash: ls.Hash()}
+		return produce.NewSeries(ls)
 	}
 	s := &produce.Scrape{Key: "node/h:9100", Job: "node", Instance: "h:9100", T: 1763900000000, Samples: []produce.Sample{
 		{Series: mk("__name__", "node_load1", "instance", "h:9100", "job", "node"), T: 1763900000000, V: 0.42},
