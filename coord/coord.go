@@ -405,7 +405,8 @@ func (c *Coordinator) askPeers(ctx context.Context) (peer string, dropped, conne
 			continue
 		}
 		wg.Go(func() {
-			st, err := peerStatus(ctx, c.client, m.Address)
+			var st Status
+			err := FetchCluster(ctx, c.client, m.Address, &st)
 			if err != nil || !st.Connected || !st.Registered {
 				return
 			}
@@ -432,22 +433,26 @@ func (c *Coordinator) askPeers(ctx context.Context) (peer string, dropped, conne
 	return peer, dropped, connected
 }
 
-func peerStatus(ctx context.Context, client *http.Client, addr string) (Status, error) {
+// FetchCluster GETs a member's /api/v1/cluster at addr and decodes it into
+// v: a Status, or web's view that embeds one. Members ask each other with
+// it, and so do /cluster and `shoal members`.
+func FetchCluster(ctx context.Context, client *http.Client, addr string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/cluster", nil)
 	if err != nil {
-		return Status{}, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Status{}, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Status{}, fmt.Errorf("HTTP %s", resp.Status)
+		return fmt.Errorf("%s: HTTP %s", addr, resp.Status)
 	}
-	var st Status
-	err = json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st)
-	return st, err
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	return nil
 }
 
 // Stalled tells the Coordinator that the process stood still (the engine
@@ -666,21 +671,36 @@ func (c *Coordinator) waitFor(id string) {
 }
 
 func (c *Coordinator) readSlots() error {
+	slots, err := c.slotNodes(c.state.Slots)
+	if err != nil {
+		return err
+	}
+	c.state.Slots = slots
+	c.dirty.slots = false
+	return nil
+}
+
+// slotNodes lists the slot nodes, with a child watch, and reads those not
+// in known (their created_ms never changes; register passes nil to get
+// fresh versions of all).
+func (c *Coordinator) slotNodes(known map[int]slotInfo) (map[int]slotInfo, error) {
 	names, _, _, err := c.conn.ChildrenW(c.paths.slots)
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", c.paths.slots, err)
+		return nil, fmt.Errorf("listing %s: %w", c.paths.slots, err)
 	}
+	out := make(map[int]slotInfo, len(names))
 	for _, n := range names {
 		i, ok := parseSlotName(n)
 		if !ok {
 			continue
 		}
-		if _, have := c.state.Slots[i]; have {
-			continue // Created never changes
+		if si, have := known[i]; have {
+			out[i] = si
+			continue
 		}
 		data, st, err := c.conn.Get(c.paths.slot(i))
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", c.paths.slot(i), err)
+			return nil, fmt.Errorf("reading %s: %w", c.paths.slot(i), err)
 		}
 		si, err := decodeSlot(data)
 		if err != nil {
@@ -688,10 +708,9 @@ func (c *Coordinator) readSlots() error {
 			continue
 		}
 		si.version = st.Version
-		c.state.Slots[i] = si
+		out[i] = si
 	}
-	c.dirty.slots = false
-	return nil
+	return out, nil
 }
 
 // register claims a slot and creates our member node in one transaction
@@ -701,7 +720,7 @@ func (c *Coordinator) register() error {
 		// Fresh slot versions first, then the members: a claim committed
 		// after the slot read fails our version check, one committed
 		// before it is visible in the member read.
-		slots, err := c.readAllSlots()
+		slots, err := c.slotNodes(nil)
 		if err != nil {
 			return err
 		}
@@ -752,32 +771,6 @@ func (c *Coordinator) register() error {
 		}
 	}
 	return errors.New("registering: lost the race for a slot 20 times")
-}
-
-func (c *Coordinator) readAllSlots() (map[int]slotInfo, error) {
-	names, _, _, err := c.conn.ChildrenW(c.paths.slots)
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", c.paths.slots, err)
-	}
-	out := map[int]slotInfo{}
-	for _, n := range names {
-		i, ok := parseSlotName(n)
-		if !ok {
-			continue
-		}
-		data, st, err := c.conn.Get(c.paths.slot(i))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", c.paths.slot(i), err)
-		}
-		si, err := decodeSlot(data)
-		if err != nil {
-			c.log.Warn("ignoring a slot node", "path", c.paths.slot(i), "err", err)
-			continue
-		}
-		si.version = st.Version
-		out[i] = si
-	}
-	return out, nil
 }
 
 func (c *Coordinator) othersActive(t time.Time) bool {

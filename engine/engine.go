@@ -307,7 +307,7 @@ func (e *Engine) worker(ctx context.Context) {
 			e.m.skippedInFlight.Inc()
 			continue
 		}
-		if e.stalled(time.Now().UnixNano() - tk.due) {
+		if e.cfg.StallLimit > 0 && e.stalled(time.Now().UnixNano()-tk.due) {
 			// Queued before the stall, picked up after it.
 			e.m.skippedHeld.Inc()
 			t.scrapeMu.Unlock()

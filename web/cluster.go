@@ -91,23 +91,9 @@ func FetchPeers(ctx context.Context, client *http.Client, members []coord.Member
 }
 
 func peerOwned(ctx context.Context, client *http.Client, addr string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/cluster", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: HTTP %s", addr, resp.Status)
-	}
 	var v ClusterView
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return 0, fmt.Errorf("%s: %w", addr, err)
-	}
-	return v.OwnedTargets, nil
+	err := coord.FetchCluster(ctx, client, addr, &v)
+	return v.OwnedTargets, err
 }
 
 func (h *clusterHandler) page(w http.ResponseWriter, r *http.Request) {

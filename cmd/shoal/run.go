@@ -128,13 +128,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cluster := f.zk.servers != ""
+	// In cluster mode the configuration file is optional unless named.
+	explicit := false
+	fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config.file" })
 	var (
 		cfg       *config.Config
 		zkServers []string
 	)
 	if cluster {
-		explicit := false
-		fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config.file" })
 		g, err := clusterGlobal(f.configFile, explicit)
 		if err != nil {
 			fmt.Fprintf(stderr, "shoal: loading %s:\n%v\n", f.configFile, err)
@@ -306,8 +307,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	reload := func(why string) {
 		if cluster {
-			explicit := false
-			fs.Visit(func(fl *flag.Flag) { explicit = explicit || fl.Name == "config.file" })
 			g, err := clusterGlobal(f.configFile, explicit)
 			if err != nil {
 				reloadOK.Set(0)
