@@ -567,6 +567,7 @@ func (t *target) adopt(p *target) {
 	p.scrapeMu.Lock()
 	p.dead = true
 	t.cache, t.lb, t.lastSize = p.cache, p.lb, p.lastSize
+	t.memo, p.memo = p.memo, produce.Memo{} // the sink's memo holds the cache's series
 	// The synthetic series carry over too: if the target is later retired,
 	// its up and scrape_* series need their staleness markers.
 	t.report = p.report
@@ -601,7 +602,7 @@ func (e *Engine) retire(t *target, stale bool) {
 		// Nothing to write and no scrape in flight: done here, without a
 		// goroutine (a rebalance retires thousands of targets at once).
 		t.dead = true
-		t.cache = nil
+		t.cache, t.memo = nil, produce.Memo{}
 		t.scrapeMu.Unlock()
 		return
 	}
@@ -615,7 +616,7 @@ func (e *Engine) retire(t *target, stale bool) {
 		if stale {
 			e.endOfLife(t, time.Now())
 		}
-		t.cache = nil
+		t.cache, t.memo = nil, produce.Memo{}
 	})
 }
 

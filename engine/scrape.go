@@ -51,6 +51,7 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 	out := e.getScrape()
 	defer e.putScrape(out)
 	out.Key, out.Job, out.Instance, out.T = t.key, j.cfg.JobName, t.instance, tms
+	out.Memo = &t.memo
 
 	t.cache.Begin()
 	var (
@@ -322,6 +323,7 @@ func (e *Engine) endOfLife(t *target, now time.Time) {
 	out := e.getScrape()
 	defer e.putScrape(out)
 	out.Key, out.Job, out.Instance, out.T = t.key, t.job.cfg.JobName, t.instance, tms
+	out.Memo = &t.memo
 	t.cache.Live(func(c cached) {
 		if c.s != nil && !c.noStale {
 			out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})

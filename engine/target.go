@@ -52,7 +52,8 @@ type target struct {
 	cache    *parse.Cache[cached]
 	gen      uint32 // job generation the cache entries must match
 	report   [numReport]*produce.Series
-	lastSize int // last body size, to size the next buffer
+	memo     produce.Memo // the sink's, handed over in every Scrape (produce.Memo)
+	lastSize int          // last body size, to size the next buffer
 	lb       *labels.Builder
 	// base: the labels all of the target's series share, made for the
 	// external labels baseExt (target.baseLabels).

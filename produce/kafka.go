@@ -121,15 +121,6 @@ type Kafka struct {
 	pools [maxClass + 1]sync.Pool
 	encs  sync.Pool // *encState
 
-	// splits remembers, for targets whose scrapes are larger than one
-	// record, how many samples went into each record, so that the next
-	// scrape is split at the same places without being encoded whole
-	// first (the encoder's caches hit only then, see Encoder). nsplits
-	// lets the common case skip the lock.
-	nsplits atomic.Int32
-	splitMu sync.RWMutex
-	splits  map[string]int
-
 	produceCtx    context.Context // records are handed to kgo with it; canceled when Close gives up
 	cancelProduce context.CancelFunc
 	wake          chan struct{} // cap 1: the queue grew, inflight shrank, or Close began
@@ -222,7 +213,6 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		inflightCap: cfg.BufferBytes / 4,
 		burstBytes:  cfg.BufferBytes / 8,
 		maxClass:    classUp(cfg.MaxRecordBytes),
-		splits:      map[string]int{},
 		wake:        make(chan struct{}, 1),
 		resolved:    make(chan struct{}, 1),
 		abort:       make(chan struct{}),
@@ -337,10 +327,18 @@ func (k *Kafka) Write(s *Scrape) error {
 	topic := k.topics.forJob(s.Job)
 	// The value may take what the key and headers leave of a record.
 	limit := k.cfg.MaxRecordBytes - len(s.Key) - len(s.Job) - len(s.Instance) - k.fixedHdr
-	per := k.splitSize(s.Key)
+	// A target whose scrapes are larger than one record has in its memo
+	// how many samples went into each record, so that the next scrape is
+	// split at the same places without being encoded whole first (the
+	// encoder's memo hits only then, see Encoder).
+	per := 0
+	if s.Memo != nil {
+		per = s.Memo.split
+	}
 	if per == 0 {
-		if msg := k.encode(st, s); len(msg) <= limit {
+		if msg := k.encode(st, s, 0); len(msg) <= limit {
 			st.parts = append(st.parts, k.record(st, s, len(s.Samples), topic, now))
+			s.Memo.trim(1)
 			return k.enqueue(st.parts)
 		}
 		// Too large for one record: aim for records 90% full, split by
@@ -359,9 +357,10 @@ func (k *Kafka) Write(s *Scrape) error {
 // per samples that is still too large is halved, recursively, and a single
 // sample that alone is too large is dropped and counted.
 //
-// The split points depend only on per, which is remembered for the
-// target, so a steady target is split at the same places every scrape
-// (which the encoder's per-series caches need to hit, see Encoder). per
+// The split points depend only on per, which is remembered in the
+// target's memo, so a steady target is split at the same places every
+// scrape, each range the same message of it (which the encoder's memo
+// needs to hit, see Encoder). per
 // shrinks by a quarter after a scrape in which a range was too large on
 // its own (not because of one oversized sample), so it settles where every
 // range fits.
@@ -378,7 +377,10 @@ func (k *Kafka) writeSplit(st *encState, s *Scrape, topic string, limit, per int
 	case r.shrink:
 		per = max(1, per*3/4)
 	}
-	k.setSplitSize(s.Key, per)
+	if s.Memo != nil {
+		s.Memo.split = per
+	}
+	s.Memo.trim(r.msgs)
 	if r.tooLarge > 0 {
 		k.dropTooLarge(s.Key, r.tooLarge)
 	}
@@ -390,6 +392,7 @@ func (k *Kafka) writeSplit(st *encState, s *Scrape, topic string, limit, per int
 
 // splitRun is what writeSplit learns while writing ranges.
 type splitRun struct {
+	msgs     int  // messages encoded: the next one's part in the memo
 	bytes    int  // value bytes written
 	tooLarge int  // samples dropped, each alone too large
 	shrink   bool // a range was too large without holding such a sample
@@ -400,7 +403,9 @@ type splitRun struct {
 func (k *Kafka) writeRange(st *encState, s *Scrape, lo, hi, limit int, topic string, now time.Time, r *splitRun) {
 	sub := *s
 	sub.Samples = s.Samples[lo:hi]
-	if msg := k.encode(st, &sub); len(msg) <= limit {
+	msg := k.encode(st, &sub, r.msgs)
+	r.msgs++
+	if len(msg) <= limit {
 		r.bytes += len(msg)
 		st.parts = append(st.parts, k.record(st, &sub, hi-lo, topic, now))
 		return
@@ -418,13 +423,14 @@ func (k *Kafka) writeRange(st *encState, s *Scrape, lo, hi, limit int, topic str
 	}
 }
 
-// encode encodes s into st's spare entry and returns the message, which
-// stays in st.spare.buf until the next encode.
-func (k *Kafka) encode(st *encState, s *Scrape) []byte {
+// encode encodes s as the part-th message of its scrape into st's spare
+// entry and returns the message, which stays in st.spare.buf until the
+// next encode.
+func (k *Kafka) encode(st *encState, s *Scrape, part int) []byte {
 	if st.spare == nil {
 		st.spare = k.getEntry(0)
 	}
-	st.spare.buf = st.enc.Append(st.spare.buf[:0], s)
+	st.spare.buf = st.enc.AppendPart(st.spare.buf[:0], s, part)
 	return st.spare.buf
 }
 
@@ -775,32 +781,6 @@ func signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
-}
-
-// splitSize returns the samples per record remembered for target key, or 0
-// if its scrapes are written whole.
-func (k *Kafka) splitSize(key string) int {
-	if k.nsplits.Load() == 0 {
-		return 0
-	}
-	k.splitMu.RLock()
-	n := k.splits[key]
-	k.splitMu.RUnlock()
-	return n
-}
-
-func (k *Kafka) setSplitSize(key string, n int) {
-	if k.splitSize(key) == n {
-		return
-	}
-	k.splitMu.Lock()
-	if n == 0 {
-		delete(k.splits, key)
-	} else {
-		k.splits[strings.Clone(key)] = n
-	}
-	k.nsplits.Store(int32(len(k.splits)))
-	k.splitMu.Unlock()
 }
 
 // classUp is the smallest size class whose buffers hold n bytes.

@@ -300,19 +300,21 @@ func TestKafkaSplitsLargeScrapes(t *testing.T) {
 				c.Format = f
 				c.MaxRecordBytes = maxRec
 			})
+			memo := &Memo{} // the target's, as the engine keeps it
 			s := testScrape("big", "h:1", 600, 0, 1000)
+			s.Memo = memo
 			huge := series("__name__", "huge", "instance", "h:1", "job", "big", "v", strings.Repeat("x", 2*maxRec))
 			s.Samples = slices.Insert(s.Samples, 300, Sample{Series: huge, T: 1000, V: 1})
 			if err := k.Write(s); err != nil {
 				t.Fatal(err)
 			}
-			per := k.splitSize(s.Key)
-			if per == 0 {
+			if memo.split == 0 {
 				t.Fatal("split size not remembered")
 			}
 			// The second scrape, with the same series, is split at the
 			// same places.
 			s2 := testScrape("big", "h:1", 600, 1, 2000)
+			s2.Memo = memo
 			s2.Samples = slices.Insert(s2.Samples, 300, Sample{Series: huge, T: 2000, V: 2})
 			if err := k.Write(s2); err != nil {
 				t.Fatal(err)
@@ -367,17 +369,20 @@ func TestKafkaSplitsLargeScrapes(t *testing.T) {
 func TestKafkaSplitForgetsShrunkTargets(t *testing.T) {
 	c := newCluster(t)
 	k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.MaxRecordBytes = 4096 })
-	if err := k.Write(testScrape("j", "i", 500, 0, 1)); err != nil {
+	memo := &Memo{}
+	big, small := testScrape("j", "i", 500, 0, 1), testScrape("j", "i", 5, 0, 2)
+	big.Memo, small.Memo = memo, memo
+	if err := k.Write(big); err != nil {
 		t.Fatal(err)
 	}
-	if k.splitSize("j/i") == 0 {
-		t.Fatal("not split")
+	if memo.split == 0 || len(memo.parts) < 2 {
+		t.Fatalf("not split: %d samples per record, %d messages remembered", memo.split, len(memo.parts))
 	}
-	if err := k.Write(testScrape("j", "i", 5, 0, 2)); err != nil {
+	if err := k.Write(small); err != nil {
 		t.Fatal(err)
 	}
-	if n := k.splitSize("j/i"); n != 0 {
-		t.Fatalf("split size %d kept for a small scrape", n)
+	if memo.split != 0 || len(memo.parts) != 1 {
+		t.Fatalf("split size %d and %d messages kept for a small scrape", memo.split, len(memo.parts))
 	}
 }
 

@@ -43,20 +43,16 @@ func IsStale(v float64) bool { return math.Float64bits(v) == value.StaleNaN }
 // (metric relabeling rewrote a target label, honor_labels kept an exposed
 // one) keeps its whole label set, interned as well.
 //
-// Sinks read labels only to fill Enc, on a series' first scrape or when an
-// encoding has to be rebuilt, so the merge is off the steady-state path.
+// Sinks read labels only to rebuild their Memo of a target, on a series'
+// first scrape or when the series order changed, so the merge is off the
+// steady-state path. A Series is 16 bytes and immutable: what a sink
+// remembers between scrapes lives in the target's Memo, not here.
 type Series struct {
 	// own is the series' labels without base's, or all its labels when
 	// base is nil. A handle (a pointer) keeps the interned copy alive.
 	// The zero Series has no labels.
 	own  unique.Handle[labels.Labels]
 	base *BaseLabels
-
-	// Enc is scratch space owned by the process's sink: a sink may keep an
-	// encoding of the labels here and reuse it on the next scrape. Only the
-	// worker scraping the series' target touches a Series during Write, so
-	// no lock is needed. The engine never reads or writes it.
-	Enc []byte
 }
 
 // BaseLabels are labels shared by every series of one target (its target
@@ -167,6 +163,8 @@ type Scrape struct {
 	Instance string
 	T        int64 // scrape timestamp, ms
 	Samples  []Sample
+	// Memo is the target's Memo, or nil: sinks then work from scratch.
+	Memo *Memo
 }
 
 // Reset empties s for reuse, keeping its capacity. Series pointers are
@@ -174,5 +172,30 @@ type Scrape struct {
 func (s *Scrape) Reset() {
 	clear(s.Samples)
 	s.Samples = s.Samples[:0]
-	s.Key, s.Job, s.Instance, s.T = "", "", "", 0
+	s.Key, s.Job, s.Instance, s.T, s.Memo = "", "", "", 0, nil
+}
+
+// Memo is what the process's sink remembers about one target from one
+// scrape to the next: the encoding of its last messages (see Encoder) and
+// how its scrapes are split into records (Kafka). The engine keeps one per
+// target, hands it over in every Scrape of the target and drops it with
+// the target; only the worker scraping the target touches it, during
+// Sink.Write, so it needs no lock. The engine never looks inside. The zero
+// Memo is empty and ready.
+//
+// # Why per target, not per series
+//
+// A sink used to keep each series' encoded labels in the Series itself: a
+// 24-byte slice header in every Series and a separate allocation behind
+// it, about 85 bytes per series in all, 43 KB per node_exporter target.
+// Encodings repeat per target, though: a target exposes its series in the
+// same order scrape after scrape, and a message's symbol references
+// depend on that order anyway. Kept per target, in a few slices, the same
+// memory is about 28 bytes per series (a pointer to compare, the
+// references, a handle on the symbols the series adds, which are interned
+// and so shared by all targets of a kind), and a Series shrinks to 16
+// bytes.
+type Memo struct {
+	parts []encMemo // one per message of the last scrape (records, when split)
+	split int       // Kafka: samples per record when the target's scrapes are split; 0 when whole
 }

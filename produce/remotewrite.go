@@ -6,7 +6,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"sync/atomic"
+	"unique"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -19,6 +20,9 @@ const (
 	RW1 RecordFormat = iota + 1 // prometheus.WriteRequest (remote write 1.0)
 	RW2                         // io.prometheus.write.v2.Request (remote write 2.0)
 )
+
+// textFormat marks a memo the Text sink wrote; it is not a record format.
+const textFormat RecordFormat = 0xff
 
 // ParseRecordFormat parses a format as a flag or config file spells it:
 // "rw1", "1.0" or "prometheus.WriteRequest" for RW1, and "rw2", "2.0" or
@@ -83,17 +87,24 @@ func (f *RecordFormat) UnmarshalText(b []byte) error {
 // or in a sync.Pool. Between calls it holds only reusable scratch memory
 // and no references to scrapes or series, so it needs no Reset.
 //
-// # The per-series cache in Series.Enc
+// # The target's memo
 //
-// Both formats keep an encoding of each series' labels in Series.Enc (see
-// its ownership rule: only the worker scraping the series' target writes
-// it, here during Append) so that a steady-state scrape copies bytes and
-// writes only values and timestamps. The first byte of Enc says which
-// format wrote it; a series encoded alternately in both formats is
-// re-encoded each time (correct, but slow: a process uses one format).
+// Both formats keep what encoding a target's last message computed in the
+// target's Memo (Scrape.Memo; see its ownership rule: only the worker
+// scraping the target writes it, here during Append), so that a
+// steady-state scrape copies bytes and writes only values and timestamps.
+// The memo holds the last message's series, in order, and per series its
+// encoded labels: RW1 the labels field, RW2 the labels_refs field and the
+// symbol entries the series added. A memo written in one format is reset
+// by the other (correct, but slow: a process uses one format).
 //
-// RW1: Enc is the tag byte and the series' `repeated Label labels` field,
-// which depends on the labels alone. It is built once per series.
+// A series is a hit when it is the memo's series at the same position and
+// every series before it in this message was a hit: then this message so
+// far repeats the memo's message, series for series (a *Series is
+// immutable and the memo's pointers keep it alive, so pointer equality is
+// label equality). For RW1 that is more than needed (a series' labels field
+// depends on its labels alone), but the memo is walked in order, so after
+// the first miss the rest is encoded again.
 //
 // # RW2: interning without hashing
 //
@@ -106,40 +117,27 @@ func (f *RecordFormat) UnmarshalText(b []byte) error {
 // before it in the message, and a target that exposes the same series in
 // the same order produces byte-identical tables and refs scrape after
 // scrape, which also lets zstd match a whole scrape against the previous
-// one in a batch.
+// one in a batch. For a run of hits the cached refs and new symbols are
+// exactly what interning would compute: a hit costs a pointer comparison
+// and a copy of its refs and new symbols; no string is hashed or compared.
 //
-// Enc caches, per series, what its last encoding computed: the id of that
-// message (ids come from a process-wide counter and are never reused), the
-// series' position in it, its encoded labels_refs field, and the symbol
-// entries it added to the table (those of its strings no series before it
-// had used), ready to copy. A series is a hit when it is at the same
-// position as in its last message and every series before it in this
-// message was a hit on that same message: then this message so far repeats
-// that message's prefix series for series, the table before the series is
-// the same, and the cached refs and new symbols are exactly what interning
-// would compute. A hit costs two header loads and stores and a copy of its
-// new symbols; no string is hashed or compared.
+// The first series that is not a hit (a new series, one that moved) ends
+// the run for the rest of the message: the slow path then interns through
+// a map[string]uint32, filled first by replaying the labels of the series
+// before it (which rebuilds the same numbering), and rewrites the rest of
+// the memo. A string equal to the one at the same place in the previous
+// series (metric name, label names, job, instance) takes that one's ref
+// without a lookup. The map is cleared at the end of such a message;
+// clear keeps its buckets, so the slow path does not allocate once a
+// target's shape has been seen. It costs about 110 ns/sample on the node
+// fixture, against 14 for hits: a target whose series set changes pays it
+// for the part of that one scrape after the first change, and is back to
+// hits on the next scrape.
 //
-// The first series that is not a hit (a new series, one that moved, one
-// encoded last in a different message or format) ends the run for the rest
-// of the message: the slow path then interns through a map[string]uint32,
-// filled first by replaying the labels of the series before it (which
-// rebuilds the same numbering), and rewrites the series' Enc in place. A
-// string equal to the one at the same place in the previous series (metric
-// name, label names, job, instance) takes that one's ref without a lookup.
-// The map is cleared at the end of such a message; clear keeps its
-// buckets, so the slow path does not allocate once a target's shape has
-// been seen. It costs about 110 ns/sample on the node fixture, against 14
-// for hits: a target whose series set changes pays it for the part of that
-// one scrape after the first change, and is back to hits on the next
-// scrape.
-//
-// Sub-slices of a scrape are messages of their own, whose first series are
-// hits only if they started the previous message too: a sink that splits a
-// scrape should split it at the same places scrape after scrape (for
-// example by sample count) rather than encode it whole, find it too big and
-// split it, which makes every series of the second part a slow-path miss
-// on every scrape (still correct, still allocation-free).
+// A scrape written as several messages (a sink splitting it into records)
+// keeps a memo per message (AppendPart): a sink should split a scrape at
+// the same places scrape after scrape (for example by sample count) so
+// that each part repeats its own last message.
 //
 // # Layout of a message, and lengths
 //
@@ -148,9 +146,9 @@ func (f *RecordFormat) UnmarshalText(b []byte) error {
 // use it), then one TimeSeries per sample. Both need every length prefix
 // before the bytes it covers; all are known before writing: a TimeSeries is
 // its cached labels field plus a Sample of at most 20 bytes. RW2 therefore
-// makes two passes over the samples: the first checks or rebuilds each
-// series' cache and writes the symbols, the second writes the series. There
-// is no reserve-and-shift and no per-message scratch buffer.
+// makes two passes over the samples: the first checks or rebuilds the
+// memo and writes the symbols, the second writes the series. There is no
+// reserve-and-shift and no per-message scratch buffer.
 //
 // Sample fields are written as value then timestamp, as the .proto
 // declares them, and both always, even when zero (proto3 encoders omit
@@ -159,6 +157,11 @@ func (f *RecordFormat) UnmarshalText(b []byte) error {
 // byte-identical to prompb's when no field is zero.
 //
 // # Tried and dropped
+//
+// Each series' encoding kept in the Series itself (a []byte owned by the
+// sink), with the id of the message that wrote it and its position there
+// to tell a hit: as fast, but about 85 bytes per series against 28 (see
+// Memo), 43 KB per node_exporter target.
 //
 // Timestamp before value in Sample (any field order is valid protobuf):
 // zstd batches of ten scrapes grew by 16% (RW2) and 35% (RW1), since the
@@ -178,21 +181,23 @@ type Encoder struct {
 	// bps is the size per sample of the last message, to grow dst once
 	// per Append instead of letting append double it repeatedly.
 	bps int
+	// tmp stands in for the memo of a Scrape without one; it is emptied
+	// after each such message so it keeps no series alive.
+	tmp encMemo
+	// slow counts the series encoded from their labels rather than from
+	// a memo: what tests check the memo against.
+	slow int
 
-	// RW2 state, valid during one Append.
-	msg   uint64 // this message's id
+	// RW2 slow-path state, valid during one Append.
 	nsyms uint32 // symbols in this message's table so far, "" included
-	// syms maps symbol → index for the slow path. It is filled (from
-	// the start of the message) only once a message needs it, and cleared
-	// at the end of that message, so it never keeps label strings alive
-	// between calls.
-	syms    map[string]uint32
-	symsSet bool
+	// syms maps symbol → index. It is filled (from the start of the
+	// message) only once a message needs it, and cleared at the end of
+	// that message, so it never keeps label strings alive between calls.
+	syms map[string]uint32
 	// prev holds the strings and refs of the last series interned by the
 	// slow path, in label order; cleared with syms.
-	prev    []symRef
-	fresh   []byte // one series' new symbol entries, slow path
-	scratch []byte // one series' new Enc, slow path
+	prev  []symRef
+	fresh []byte // one series' new symbol entries
 }
 
 // NewEncoder returns an Encoder for format f. It panics if f is neither RW1
@@ -209,24 +214,40 @@ func (e *Encoder) Format() RecordFormat { return e.format }
 
 // Append appends the encoding of s (all s.Samples, in order) to dst and
 // returns the extended slice: one complete message, sharing no memory with
-// s. Bytes of dst before len(dst) are left alone. Only s.Samples is read; a
-// shallow copy of s whose Samples is a sub-slice encodes as a complete
-// message too. Each Series.Enc may be rewritten, so Append must run where
-// Series' ownership rule allows a sink to write Enc: on the worker scraping
-// the target, during Sink.Write. Steady state (series seen before by this
-// process's encoders, and dst with room): 0 allocations.
-func (e *Encoder) Append(dst []byte, s *Scrape) []byte {
+// s. Bytes of dst before len(dst) are left alone. Only s.Samples and
+// s.Memo are read; a shallow copy of s whose Samples is a sub-slice
+// encodes as a complete message too (but see AppendPart). s.Memo, if not
+// nil, is rewritten, so Append must run where Memo's ownership rule allows
+// a sink to write it: on the worker scraping the target, during
+// Sink.Write. Steady state (the target's series in the same order as last
+// time, and dst with room): 0 allocations.
+func (e *Encoder) Append(dst []byte, s *Scrape) []byte { return e.AppendPart(dst, s, 0) }
+
+// AppendPart is Append for the part-th (from 0) of several messages that
+// together carry a scrape: each part is remembered in s.Memo apart from
+// the others.
+func (e *Encoder) AppendPart(dst []byte, s *Scrape, part int) []byte {
+	m := s.Memo.part(part)
+	if m == nil {
+		m = &e.tmp
+	}
+	if m.format != e.format {
+		m.reset(e.format)
+	}
 	start := len(dst)
 	if n := len(s.Samples); n > 0 && e.bps > 0 {
 		dst = slices.Grow(dst, n*e.bps+16)
 	}
 	if e.format == RW1 {
-		dst = e.appendRW1(dst, s.Samples)
+		dst = e.appendRW1(dst, s.Samples, m)
 	} else {
-		dst = e.appendRW2(dst, s.Samples)
+		dst = e.appendRW2(dst, s.Samples, m)
 	}
 	if n := len(s.Samples); n > 0 {
 		e.bps = (len(dst)-start)/n + 1
+	}
+	if m == &e.tmp {
+		m.reset(e.format)
 	}
 	return dst
 }
@@ -251,30 +272,83 @@ const (
 	tagSampleTimestamp = 2 << 3 // wire type 0 (varint)
 )
 
-// Enc tags: the first byte of Series.Enc says which format wrote the rest.
-// 0 is never written, so a nil or foreign Enc is a miss.
-const (
-	encRW1 = 0x31
-	encRW2 = 0x32
-)
+// encMemo is one message's part of a target's Memo: the series of the
+// target's last message in that place (its whole scrape, or one record of
+// a split scrape), in order, and what encoding them computed. A message
+// whose first n series are the memo's first n, pointer for pointer,
+// encodes them exactly as the memo says (see Encoder); the rest of it is
+// encoded on the slow path and replaces the rest of the memo.
+type encMemo struct {
+	format RecordFormat
+	series []*Series
+	// enc holds one chunk per series, in order. RW2: the series'
+	// labels_refs field (tag, length, packed refs), which is
+	// self-delimiting. RW1: the length of the series' labels field, as a
+	// uvarint, then the field (one tag, length, Label per label). Text
+	// (the Text sink): the length of the series' text, then the text.
+	enc []byte
+	// syms (RW2) holds, per series, the symbols field entries (tag,
+	// length, string) for the strings the series added to the table,
+	// interned: the metric-name entries of a node_exporter are the same
+	// bytes for every target, so a fleet keeps one copy. The zero handle
+	// when it added none.
+	syms []unique.Handle[string]
+}
 
-// RW2 Enc header: tag, message id (8 bytes), position (4), number of new
-// symbols (4), then the labels_refs field, then the new symbol entries.
-const (
-	rw2Msg    = 1
-	rw2Pos    = 9
-	rw2New    = 13
-	rw2Header = 17
-)
+// reset empties m, dropping its series pointers, keeping its memory.
+func (m *encMemo) reset(f RecordFormat) {
+	clear(m.series)
+	m.series = m.series[:0]
+	clear(m.syms)
+	m.syms = m.syms[:0]
+	m.enc = m.enc[:0]
+	m.format = f
+}
 
-// rw2Messages numbers RW2 messages across the process. It is the one
-// package-level variable: ids must differ between encoders (a series' Enc
-// names the message that wrote it, whichever pooled Encoder that was), and
-// nothing about it is configurable or observable. One atomic add per
-// message.
-var rw2Messages atomic.Uint64
+// truncate keeps the memo of the first n series, whose chunks end at off.
+func (m *encMemo) truncate(n, off int) {
+	clear(m.series[n:])
+	m.series = m.series[:n]
+	if len(m.syms) > n {
+		clear(m.syms[n:])
+		m.syms = m.syms[:n]
+	}
+	m.enc = m.enc[:off]
+}
+
+// part returns the memo of the i-th message of the target's scrape, or nil
+// for a nil Memo.
+func (m *Memo) part(i int) *encMemo {
+	if m == nil {
+		return nil
+	}
+	for len(m.parts) <= i {
+		m.parts = append(m.parts, encMemo{})
+	}
+	return &m.parts[i]
+}
+
+// trim forgets the memos of messages after the first n: the target's
+// scrapes now take fewer records.
+func (m *Memo) trim(n int) {
+	if m == nil || len(m.parts) <= n {
+		return
+	}
+	clear(m.parts[n:])
+	m.parts = m.parts[:n]
+}
 
 func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// fieldLen is the size of the length-delimited field (tag, uvarint length,
+// bytes) at the start of b.
+func fieldLen(b []byte) int {
+	if n := b[1]; n < 0x80 {
+		return 2 + int(n)
+	}
+	n, k := binary.Uvarint(b[1:])
+	return 1 + k + int(n)
+}
 
 // sampleLen is the size of a Sample message with both fields written.
 func sampleLen(t int64) int { return 1 + 8 + 1 + uvarintLen(uint64(t)) }
@@ -289,14 +363,50 @@ func appendSample(b []byte, v float64, t int64) []byte {
 	return binary.AppendUvarint(b, uint64(t))
 }
 
-func (e *Encoder) appendRW1(dst []byte, samples []Sample) []byte {
+// hits returns how many series at the start of samples are the memo's, in
+// the same places, and where their chunks end in m.enc.
+func (m *encMemo) hits(samples []Sample) (n, off int) {
+	k := min(len(samples), len(m.series))
+	for n < k && samples[n].Series == m.series[n] {
+		n++
+	}
+	for range n {
+		if m.format == RW2 {
+			off += fieldLen(m.enc[off:])
+		} else {
+			l, k := binary.Uvarint(m.enc[off:])
+			off += k + int(l)
+		}
+	}
+	return n, off
+}
+
+// chunk returns the length-prefixed chunk (RW1, text) at off in m.enc and
+// the offset after it.
+func (m *encMemo) chunk(off int) ([]byte, int) {
+	l, k := binary.Uvarint(m.enc[off:])
+	end := off + k + int(l)
+	return m.enc[off+k : end], end
+}
+
+func (e *Encoder) appendRW1(dst []byte, samples []Sample, m *encMemo) []byte {
+	// The labels field depends on the labels alone, so the memo's chunks
+	// stay valid for every series that is where it was; the rest are
+	// encoded again.
+	n, off := m.hits(samples)
+	if n < len(samples) {
+		m.truncate(n, off)
+		e.slow += len(samples) - n
+		for _, smp := range samples[n:] {
+			m.series = append(m.series, smp.Series)
+			m.enc = appendRW1Labels(m.enc, smp.Series)
+		}
+	}
+	off = 0
 	for i := range samples {
 		smp := &samples[i]
-		enc := smp.Series.Enc
-		if len(enc) == 0 || enc[0] != encRW1 {
-			enc = rw1Labels(smp.Series)
-		}
-		lb := enc[1:]
+		var lb []byte
+		lb, off = m.chunk(off)
 		sl := sampleLen(smp.T)
 		dst = append(dst, tagRW1TimeSeries)
 		dst = binary.AppendUvarint(dst, uint64(len(lb)+2+sl))
@@ -307,16 +417,12 @@ func (e *Encoder) appendRW1(dst []byte, samples []Sample) []byte {
 	return dst
 }
 
-// rw1Labels stores in sr.Enc the RW1 tag and sr's labels as a TimeSeries'
-// labels field, reusing Enc's memory if it is big enough.
-func rw1Labels(sr *Series) []byte {
-	size := 1
+// appendRW1Labels appends the length of sr's labels as a TimeSeries'
+// labels field, as a uvarint, then the field.
+func appendRW1Labels(b []byte, sr *Series) []byte {
+	size := 0
 	sr.Range(func(l labels.Label) { size += rw1LabelSize(l) })
-	b := sr.Enc[:0]
-	if cap(b) < size {
-		b = make([]byte, 0, size)
-	}
-	b = append(b, encRW1)
+	b = binary.AppendUvarint(b, uint64(size))
 	sr.Range(func(l labels.Label) {
 		b = append(b, tagRW1Labels)
 		b = binary.AppendUvarint(b, uint64(rw1LabelMsgSize(l)))
@@ -327,7 +433,6 @@ func rw1Labels(sr *Series) []byte {
 		b = binary.AppendUvarint(b, uint64(len(l.Value)))
 		b = append(b, l.Value...)
 	})
-	sr.Enc = b
 	return b
 }
 
@@ -343,56 +448,31 @@ func rw1LabelSize(l labels.Label) int {
 	return 1 + uvarintLen(uint64(n)) + n
 }
 
-func (e *Encoder) appendRW2(dst []byte, samples []Sample) []byte {
-	e.msg = rw2Messages.Add(1)
-	e.nsyms = 1
+func (e *Encoder) appendRW2(dst []byte, samples []Sample, m *encMemo) []byte {
 	dst = append(dst, tagRW2Symbols, 0) // symbols[0] = ""
 
-	// Pass 1: check or rebuild each series' cache, write the symbols.
-	// run is the id of the message whose prefix this one has repeated so
-	// far, 0 once it does not.
-	run := uint64(0)
-	for i := range samples {
-		sr := samples[i].Series
-		if enc := sr.Enc; len(enc) >= rw2Header+2 && enc[0] == encRW2 {
-			last := binary.LittleEndian.Uint64(enc[rw2Msg:])
-			if last == e.msg {
-				// A second sample of the series in this message: its
-				// refs are valid and it adds no symbols, but the
-				// message no longer repeats a previous one.
-				run = 0
-				continue
-			}
-			if binary.LittleEndian.Uint32(enc[rw2Pos:]) == uint32(i) && (i == 0 || last == run) {
-				run = last
-				binary.LittleEndian.PutUint64(enc[rw2Msg:], e.msg)
-				if n := binary.LittleEndian.Uint32(enc[rw2New:]); n > 0 {
-					e.nsyms += n
-					_, end := rw2Refs(enc)
-					dst = append(dst, enc[end:]...)
-				}
-				continue
-			}
+	// Pass 1: the symbols. The series that repeat the memo's prefix add
+	// what they added last time; the rest are interned on the slow path,
+	// which rewrites the memo from there.
+	n, off := m.hits(samples)
+	for _, h := range m.syms[:n] {
+		if h != (unique.Handle[string]{}) {
+			dst = append(dst, h.Value()...)
 		}
-		run = 0
-		dst = e.internRW2(dst, samples[:i], sr, uint32(i))
 	}
-	if e.symsSet {
-		e.symsSet = false
-		if len(e.syms) > 1<<16 {
-			e.syms = nil // do not keep an outlier's table
-		} else {
-			clear(e.syms)
-		}
-		clear(e.prev)
-		e.prev = e.prev[:0]
+	if n < len(samples) {
+		m.truncate(n, off)
+		e.slow += len(samples) - n
+		dst = e.internRW2(dst, samples, n, m)
 	}
 
 	// Pass 2: the series.
+	off = 0
 	for i := range samples {
 		smp := &samples[i]
-		start, end := rw2Refs(smp.Series.Enc)
-		refs := smp.Series.Enc[start:end]
+		l := fieldLen(m.enc[off:])
+		refs := m.enc[off : off+l]
+		off += l
 		sl := sampleLen(smp.T)
 		dst = append(dst, tagRW2TimeSeries)
 		dst = binary.AppendUvarint(dst, uint64(len(refs)+2+sl))
@@ -408,66 +488,52 @@ type symRef struct {
 	ref uint32
 }
 
-// rw2Refs returns where the labels_refs field of an RW2 Enc starts and ends
-// (where its new symbol entries start).
-func rw2Refs(enc []byte) (start, end int) {
-	n, k := uint64(enc[rw2Header+1]), 1
-	if n >= 0x80 {
-		n, k = binary.Uvarint(enc[rw2Header+1:])
+// internRW2 is the slow path: it interns the labels of samples[from:]
+// through e.syms, appends the symbols they add to dst, and appends their
+// chunks to m, which holds those of samples[:from].
+func (e *Encoder) internRW2(dst []byte, samples []Sample, from int, m *encMemo) []byte {
+	// Replay the series before: interning in the same order gives the
+	// same numbering as the table written so far.
+	if e.syms == nil {
+		e.syms = make(map[string]uint32)
 	}
-	return rw2Header, rw2Header + 1 + k + int(n)
-}
-
-// internRW2 is the slow path: it interns sr's labels through e.syms, appends
-// the symbols new to this message to dst, and rewrites sr.Enc. prefix is the
-// message's samples before sr.
-func (e *Encoder) internRW2(dst []byte, prefix []Sample, sr *Series, pos uint32) []byte {
-	if !e.symsSet {
-		// Replay the series before this one: interning in the same order
-		// gives the same numbering as the table written so far.
-		e.symsSet = true
-		if e.syms == nil {
-			e.syms = make(map[string]uint32)
+	e.syms[""] = 0
+	e.nsyms = 1
+	e.prev = e.prev[:0]
+	for j := range from {
+		e.internLabels(samples[j].Series, false)
+	}
+	for _, smp := range samples[from:] {
+		sr := smp.Series
+		e.fresh = e.fresh[:0]
+		e.internLabels(sr, true)
+		size := 0
+		for _, p := range e.prev {
+			size += uvarintLen(uint64(p.ref))
 		}
-		e.syms[""] = 0
-		e.prev = e.prev[:0]
-		n := e.nsyms
-		e.nsyms = 1
-		for j := range prefix {
-			e.internLabels(prefix[j].Series, false)
+		m.enc = append(m.enc, tagRW2LabelsRefs)
+		m.enc = binary.AppendUvarint(m.enc, uint64(size))
+		for _, p := range e.prev {
+			m.enc = binary.AppendUvarint(m.enc, uint64(p.ref))
 		}
-		if n != e.nsyms {
-			panic(fmt.Sprintf("produce: remote-write 2.0 symbol replay found %d symbols, want %d", e.nsyms, n))
+		var h unique.Handle[string]
+		if len(e.fresh) > 0 {
+			// Make copies the string only when it is new; a view of
+			// fresh is enough to look it up.
+			h = unique.Make(unsafe.String(&e.fresh[0], len(e.fresh)))
+			dst = append(dst, e.fresh...)
 		}
+		m.series = append(m.series, sr)
+		m.syms = append(m.syms, h)
 	}
-
-	e.fresh = e.fresh[:0]
-	nsyms := e.nsyms
-	e.internLabels(sr, true)
-	size := 0
-	for _, p := range e.prev {
-		size += uvarintLen(uint64(p.ref))
+	if len(e.syms) > 1<<16 {
+		e.syms = nil // do not keep an outlier's table
+	} else {
+		clear(e.syms)
 	}
-
-	b := append(e.scratch[:0], encRW2)
-	b = binary.LittleEndian.AppendUint64(b, e.msg)
-	b = binary.LittleEndian.AppendUint32(b, pos)
-	b = binary.LittleEndian.AppendUint32(b, e.nsyms-nsyms)
-	b = append(b, tagRW2LabelsRefs)
-	b = binary.AppendUvarint(b, uint64(size))
-	for _, p := range e.prev {
-		b = binary.AppendUvarint(b, uint64(p.ref))
-	}
-	b = append(b, e.fresh...)
-	e.scratch = b
-
-	if cap(sr.Enc) < len(b) {
-		// Room for refs to grow by a byte each when the series lands
-		// later in a bigger table.
-		sr.Enc = make([]byte, 0, len(b)+len(e.prev))
-	}
-	sr.Enc = append(sr.Enc[:0], b...)
-	return append(dst, e.fresh...)
+	clear(e.prev)
+	e.prev = e.prev[:0]
+	return dst
 }
 
 // internLabels interns sr's label strings (name, value, name, value, ...) into

@@ -26,8 +26,8 @@ import (
 //   - shape=shuffled: scrapes alternate between two random series orders,
 //     the slow path's worst case (no neighbour shares strings). RW1 does not
 //     care about order.
-//   - shape=cold: every series new (its Enc dropped before each scrape): a
-//     target's first scrape, allocating each series' cache.
+//   - shape=cold: the target's memo dropped before each scrape: a target's
+//     first scrape, allocating its memo.
 //
 // Run with:
 //
@@ -65,9 +65,7 @@ func BenchmarkEncode(b *testing.B) {
 							dst = e.Append(dst[:0], s)
 						}
 					case "cold":
-						for i := range s.Samples {
-							s.Samples[i].Series.Enc = nil
-						}
+						s.Memo = &Memo{}
 						dst = e.Append(dst[:0], s)
 					}
 				}
@@ -108,7 +106,7 @@ func BenchmarkEncodeZstd(b *testing.B) {
 	for k, sc := range scrapes {
 		instance := fmt.Sprintf("node-%d.example.com:9100", k+1)
 		t := s.T + int64(k)*1500
-		c := &Scrape{Key: "node/" + instance, Job: "node", Instance: instance, T: t, Samples: make([]Sample, len(sc.Samples))}
+		c := &Scrape{Key: "node/" + instance, Job: "node", Instance: instance, T: t, Samples: make([]Sample, len(sc.Samples)), Memo: &Memo{}}
 		for i, smp := range sc.Samples {
 			ls := labels.NewBuilder(smp.Series.Labels()).Set("instance", instance).Labels()
 			c.Samples[i] = Sample{NewSeries(ls), t, smp.V}
@@ -229,6 +227,7 @@ func fleetScrapes(tb testing.TB, n int) [][]*Scrape {
 	for k := range n {
 		f := 0.5 + rand.New(rand.NewPCG(uint64(k), 42)).Float64()
 		instance := fmt.Sprintf("10.1.%d.%d:9100", k/250, k%250)
+		memo := &Memo{}
 		series := make([]*Series, len(caps[0].Samples))
 		for i, smp := range caps[0].Samples {
 			ls := labels.NewBuilder(smp.Series.Labels()).Set("instance", instance).Labels()
@@ -236,7 +235,7 @@ func fleetScrapes(tb testing.TB, n int) [][]*Scrape {
 		}
 		for r := range caps {
 			c := caps[(k+r)%len(caps)]
-			sc := &Scrape{Key: "node/" + instance, Job: "node", Instance: instance, T: c.T, Samples: make([]Sample, len(c.Samples))}
+			sc := &Scrape{Key: "node/" + instance, Job: "node", Instance: instance, T: c.T, Samples: make([]Sample, len(c.Samples)), Memo: memo}
 			for i, smp := range c.Samples {
 				v := smp.V
 				if !math.IsNaN(v) && !math.IsInf(v, 0) && v != 0 && v != 1 {

@@ -178,8 +178,14 @@ func decode(t testing.TB, f RecordFormat, msg []byte) []decoded {
 // compares.
 func checkEncode(t testing.TB, e *Encoder, s *Scrape) []byte {
 	t.Helper()
+	return checkEncodePart(t, e, s, 0)
+}
+
+// checkEncodePart is checkEncode for the part-th message of a scrape.
+func checkEncodePart(t testing.TB, e *Encoder, s *Scrape, part int) []byte {
+	t.Helper()
 	prefix := []byte("prefix")
-	out := e.Append(slices.Clip(prefix), s)
+	out := e.AppendPart(slices.Clip(prefix), s, part)
 	if !bytes.HasPrefix(out, prefix) {
 		t.Fatalf("%v: Append overwrote dst's prefix", e.format)
 	}
@@ -207,7 +213,7 @@ func nodeFixture(tb testing.TB) *Scrape {
 		tb.Fatal(err)
 	}
 	const t0 = 1_700_000_000_000
-	s := &Scrape{Key: "node/node-1.example.com:9100", Job: "node", Instance: "node-1.example.com:9100", T: t0}
+	s := &Scrape{Key: "node/node-1.example.com:9100", Job: "node", Instance: "node-1.example.com:9100", T: t0, Memo: &Memo{}}
 	var p parse.Parser
 	for p.Reset(body, parse.FormatText); p.Next(); {
 		ls, err := p.Labels()
@@ -274,7 +280,7 @@ func edgeScrapes(tb testing.TB) map[string]*Scrape {
 		wide = append(wide, Sample{seriesOf("__name__", fmt.Sprintf("m%d", i), "v", fmt.Sprintf("x%d", i)), int64(i), float64(i)})
 	}
 	up := seriesOf("__name__", "up", "job", "j")
-	return map[string]*Scrape{
+	cases := map[string]*Scrape{
 		"empty":    {Key: "a/b"},
 		"node_sub": &sub,
 		"values":   {Samples: values},
@@ -295,6 +301,10 @@ func edgeScrapes(tb testing.TB) map[string]*Scrape {
 		"duplicates": {Samples: []Sample{{up, 1, 1}, {seriesOf("__name__", "x"), 1, 2}, {up, 2, 0}, {up, 3, StaleNaN}}},
 		"wide":       {Samples: wide},
 	}
+	for _, s := range cases {
+		s.Memo = &Memo{} // each its own target
+	}
+	return cases
 }
 
 // Every case decodes through the reference decoders, on a first encode, in
@@ -408,6 +418,7 @@ func TestEncodeChangingScrapes(t *testing.T) {
 		t.Run("format="+f.String(), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(f)))
 			encs := []*Encoder{NewEncoder(f), NewEncoder(f), NewEncoder(f)}
+			memo := &Memo{} // one target's, kept across its scrapes
 			cur := slices.Clone(pool[:300])
 			for iter := range 400 {
 				switch rng.IntN(8) {
@@ -428,7 +439,7 @@ func TestEncodeChangingScrapes(t *testing.T) {
 				// The same shape is then encoded a few times, as a
 				// target's steady state is.
 				for rep := range 1 + rng.IntN(3) {
-					s := &Scrape{Samples: make([]Sample, len(cur))}
+					s := &Scrape{Samples: make([]Sample, len(cur)), Memo: memo}
 					for i, sr := range cur {
 						s.Samples[i] = Sample{sr, int64(iter*1000 + rep), rng.Float64()}
 					}
@@ -437,12 +448,67 @@ func TestEncodeChangingScrapes(t *testing.T) {
 						cut := rng.IntN(len(s.Samples) + 1)
 						a, b := *s, *s
 						a.Samples, b.Samples = s.Samples[:cut], s.Samples[cut:]
-						checkEncode(t, e, &a)
-						checkEncode(t, e, &b)
+						checkEncodePart(t, e, &a, 0)
+						checkEncodePart(t, e, &b, 1)
 					} else {
 						checkEncode(t, e, s)
 					}
 				}
+			}
+		})
+	}
+}
+
+// The memo is what makes a steady-state scrape cheap: a scrape with the
+// target's series in the same order as last time encodes none of them from
+// their labels, one with a series inserted only those from there on, and a
+// scrape without a memo all of them. A split scrape's parts each repeat
+// their own last message.
+func TestEncodeMemo(t *testing.T) {
+	for _, f := range formats {
+		t.Run("format="+f.String(), func(t *testing.T) {
+			s := nodeFixture(t)
+			n := len(s.Samples)
+			e := NewEncoder(f)
+			first := checkEncode(t, e, s)
+			if e.slow != n {
+				t.Fatalf("first scrape: %d series from labels, want all %d", e.slow, n)
+			}
+			e.slow = 0
+			// Another encoder (the sink pools them) and new values.
+			e2 := NewEncoder(f)
+			for i := range s.Samples {
+				s.Samples[i].V++
+			}
+			if again := checkEncode(t, e2, s); len(again) != len(first) {
+				t.Fatalf("steady state: %d bytes, first scrape %d", len(again), len(first))
+			}
+			if e2.slow != 0 {
+				t.Errorf("steady state: %d series from labels, want 0", e2.slow)
+			}
+			ins := *s
+			ins.Samples = slices.Insert(slices.Clone(s.Samples), 20, Sample{seriesOf("__name__", "churn", "job", "node"), s.T, 1})
+			checkEncode(t, e, &ins)
+			if want := n + 1 - 20; e.slow != want {
+				t.Errorf("series inserted at 20: %d series from labels, want %d", e.slow, want)
+			}
+			e.slow = 0
+			bare := *s
+			bare.Memo = nil
+			checkEncode(t, e, &bare)
+			checkEncode(t, e, &bare)
+			if e.slow != 2*n {
+				t.Errorf("no memo: %d series from labels in two scrapes, want %d", e.slow, 2*n)
+			}
+			e.slow = 0
+			a, b := *s, *s
+			a.Samples, b.Samples = s.Samples[:100], s.Samples[100:]
+			for range 2 {
+				checkEncodePart(t, e, &a, 0)
+				checkEncodePart(t, e, &b, 1)
+			}
+			if e.slow != n-20 {
+				t.Errorf("two parts, twice: %d series from labels, want %d (all but the 20 the last message shares with part 0, the first time only)", e.slow, n-20)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package produce
 
 import (
 	"bufio"
+	"encoding/binary"
 	"io"
 	"math"
 	"strconv"
@@ -28,7 +29,10 @@ type Text struct {
 	mu sync.Mutex
 	w  *bufio.Writer
 	// bufs holds *[]byte scratch buffers for formatting one scrape.
-	bufs    sync.Pool
+	bufs sync.Pool
+	// tmp is the memo of scrapes that come without one, under tmpMu.
+	tmpMu   sync.Mutex
+	tmp     encMemo
 	samples atomic.Int64
 }
 
@@ -37,20 +41,27 @@ func NewText(w io.Writer) *Text {
 	return &Text{w: bufio.NewWriterSize(w, 256<<10)}
 }
 
-// Write formats s and writes it. The series text of each series is cached in
-// Series.Enc, so a steady-state scrape allocates nothing here.
+// Write formats s and writes it. The text of each series is kept in the
+// target's memo (Scrape.Memo), so a steady-state scrape allocates nothing
+// here.
 func (t *Text) Write(s *Scrape) error {
 	bp, _ := t.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
 	b := (*bp)[:0]
+	m := s.Memo.part(0)
+	if m == nil {
+		m = &t.tmp
+		t.tmpMu.Lock()
+	}
+	t.memoize(m, s.Samples)
+	off := 0
 	for i := range s.Samples {
 		smp := &s.Samples[i]
-		if smp.Series.Enc == nil {
-			smp.Series.Enc = AppendSeriesText(nil, smp.Series.Labels())
-		}
-		b = append(b, smp.Series.Enc...)
+		var text []byte
+		text, off = m.chunk(off)
+		b = append(b, text...)
 		b = append(b, ' ')
 		if IsStale(smp.V) {
 			b = append(b, "stale"...)
@@ -68,11 +79,35 @@ func (t *Text) Write(s *Scrape) error {
 	}
 	t.mu.Unlock()
 	t.samples.Add(int64(len(s.Samples)))
+	if m == &t.tmp {
+		m.reset(textFormat)
+		t.tmpMu.Unlock()
+	}
 	if cap(b) <= 4<<20 { // do not keep outliers
 		*bp = b
 		t.bufs.Put(bp)
 	}
 	return err
+}
+
+// memoize brings m up to date with samples: the text of every series
+// after those that repeat m's, each prefixed with its length.
+func (t *Text) memoize(m *encMemo, samples []Sample) {
+	if m.format != textFormat {
+		m.reset(textFormat)
+	}
+	n, off := m.hits(samples)
+	if n == len(samples) {
+		return
+	}
+	m.truncate(n, off)
+	var text []byte
+	for _, smp := range samples[n:] {
+		text = appendSeriesText(text[:0], smp.Series.Range)
+		m.enc = binary.AppendUvarint(m.enc, uint64(len(text)))
+		m.enc = append(m.enc, text...)
+		m.series = append(m.series, smp.Series)
+	}
 }
 
 // Flush writes out anything buffered.
@@ -102,7 +137,17 @@ func AppendValue(b []byte, v float64) []byte {
 // the text format does. A metric name that is not a legacy-valid name is
 // written quoted inside the braces, as Prometheus 3 does.
 func AppendSeriesText(b []byte, ls labels.Labels) []byte {
-	name := ls.Get(model.MetricNameLabel)
+	return appendSeriesText(b, ls.Range)
+}
+
+// appendSeriesText is AppendSeriesText for labels given by their Range.
+func appendSeriesText(b []byte, rng func(func(labels.Label))) []byte {
+	var name string
+	rng(func(l labels.Label) {
+		if l.Name == model.MetricNameLabel {
+			name = l.Value
+		}
+	})
 	quoted := !legacyName(name)
 	if !quoted {
 		b = append(b, name...)
@@ -113,7 +158,7 @@ func AppendSeriesText(b []byte, ls labels.Labels) []byte {
 		b = strconv.AppendQuote(b, name)
 		first = false
 	}
-	ls.Range(func(l labels.Label) {
+	rng(func(l labels.Label) {
 		if l.Name == model.MetricNameLabel {
 			return
 		}

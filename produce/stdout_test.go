@@ -126,7 +126,7 @@ func TestTextSteadyStateDoesNotAllocate(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	s := NewText(&buf)
-	sc := &Scrape{}
+	sc := &Scrape{Memo: &Memo{}} // the target's, as the engine hands it over
 	for i := range 100 {
 		sc.Samples = append(sc.Samples, Sample{series("__name__", "m", "i", strings.Repeat("x", i)), int64(i), float64(i)})
 	}
