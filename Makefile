@@ -35,8 +35,11 @@ export PKGS GOTESTFLAGS FUZZTIME STATICCHECK GO
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/shoal
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/shoal
+# bin/shoal is built without cgo: a static binary needs no libc at run time
+# and maps 2 MB less (libc, the dynamic loader); nothing in shoal uses cgo
+# (DNS goes through Go's resolver or discovery/'s own client).
+build: ## build bin/shoal (static, no cgo)
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/shoal
 
 run: build ## build, then run shoal standalone on examples/shoal.yml (samples to stdout)
 	$(BIN) run --config.file=$(CONFIG) $(RUNFLAGS)

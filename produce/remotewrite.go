@@ -238,10 +238,14 @@ func (e *Encoder) AppendPart(dst []byte, s *Scrape, part int) []byte {
 	if n := len(s.Samples); n > 0 && e.bps > 0 {
 		dst = slices.Grow(dst, n*e.bps+16)
 	}
+	slow := e.slow
 	if e.format == RW1 {
 		dst = e.appendRW1(dst, s.Samples, m)
 	} else {
 		dst = e.appendRW2(dst, s.Samples, m)
+	}
+	if e.slow != slow && m != &e.tmp {
+		m.fit()
 	}
 	if n := len(s.Samples); n > 0 {
 		e.bps = (len(dst)-start)/n + 1
@@ -314,6 +318,25 @@ func (m *encMemo) truncate(n, off int) {
 		m.syms = m.syms[:n]
 	}
 	m.enc = m.enc[:off]
+}
+
+// fit trims m's slices to their length plus a sixteenth once the slow
+// path has left them a quarter or more unused: append grows a slice by up
+// to half again, and a memo is kept for the target's life. The headroom
+// keeps a target whose shape alternates (a series that comes and goes)
+// from reallocating every scrape; a steady target reallocates nothing.
+func (m *encMemo) fit() {
+	m.series = fitSlice(m.series, 8)
+	m.syms = fitSlice(m.syms, 8)
+	m.enc = fitSlice(m.enc, 64)
+}
+
+func fitSlice[S ~[]E, E any](s S, extra int) S {
+	n := len(s)
+	if cap(s) <= n+n/4+extra {
+		return s
+	}
+	return append(make(S, 0, n+n/16+extra), s...)
 }
 
 // part returns the memo of the i-th message of the target's scrape, or nil

@@ -25,6 +25,6 @@ if [ "$(nproc)" -lt 2 ]; then
 	exit 1
 fi
 GO=${GO:-go}
-$GO build -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/shoal ./cmd/shoal
+CGO_ENABLED=0 $GO build -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/shoal ./cmd/shoal
 $GO build -o bin/shoal-bench ./bench/cmd/shoal-bench
 exec scripts/testenv.sh run kafka -- bin/shoal-bench "$@"
