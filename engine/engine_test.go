@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -399,6 +400,84 @@ func TestHonorTimestamps(t *testing.T) {
 	for _, smp := range r.samples {
 		if smp.t == 1000 {
 			t.Errorf("honor_timestamps false kept the exporter's timestamp")
+		}
+	}
+}
+
+// The series cache's values share the series' allocation: a
+// produce.Series is 40 bytes, allocated in the 48-byte size class, and
+// cached must stay within it to cost nothing (see cached).
+func TestCachedSize(t *testing.T) {
+	if s := unsafe.Sizeof(cached{}); s > 24 {
+		t.Fatalf("cached is %d bytes, over the 24-byte size class (a 16-byte produce.Series and the cache's fields)", s)
+	}
+}
+
+// TestSeriesCacheValueUpdates: a series whose cache value is remade with
+// the same labels (its noStale changed, or its job's config) keeps its
+// *cached, and with it its produce.Series, updated in place; staleness then
+// follows the updated noStale. Dropped series share the target's value.
+func TestSeriesCacheValueUpdates(t *testing.T) {
+	const drop = `  metric_relabel_configs:
+  - source_labels: [__name__]
+    regex: c.*
+    action: drop`
+	e, s, x, tg := setup(t, "a 1 1000\nb 1\nc1 1\nc2 1\n", drop)
+	values := func(tg *target) map[string]*cached {
+		m := map[string]*cached{}
+		tg.cache.Live(func(c *cached) {
+			if c.dropped {
+				m[fmt.Sprintf("dropped%p", c)] = c
+			} else {
+				m[c.Labels().Get("__name__")] = c
+			}
+		})
+		return m
+	}
+	scrape := func(tg *target, body string) recScrape {
+		t.Helper()
+		x.set(func(x *exporter) { x.body = body })
+		return scrapeOnce(t, e, s, tg)
+	}
+	a := fmt.Sprintf(`{__name__="a", instance="%s", job="j"}`, x.addr())
+	scrapeOnce(t, e, s, tg)
+	v0 := values(tg)
+	if len(v0) != 3 || v0["a"] == nil || !v0["a"].noStale || v0["b"] == nil {
+		t.Fatalf("values after the first scrape: %v (want a, b and one shared dropped value)", v0)
+	}
+	// a loses its timestamp: same labels, same value, noStale off.
+	scrape(tg, "a 1\nb 1\nc1 1\nc2 1\n")
+	if v := values(tg); v["a"] != v0["a"] || v["a"].noStale || v["b"] != v0["b"] {
+		t.Fatalf("after a lost its timestamp: a %p (was %p), noStale %v", v["a"], v0["a"], v["a"].noStale)
+	}
+	if r := scrape(tg, "b 1\n"); !func() bool { v, ok := r.find(a); return ok && produce.IsStale(v) }() {
+		t.Error("a, timestamped no more, got no staleness marker when it went")
+	}
+	scrape(tg, "a 1\nb 1\n")
+	scrape(tg, "a 1 1000\nb 1\n") // a timestamped again: noStale on
+	if r := scrape(tg, "b 1\n"); func() bool { _, ok := r.find(a); return ok }() {
+		t.Error("a, timestamped again, got a staleness marker")
+	}
+
+	// A config change: the new target adopts the cache; a series whose
+	// labels stay keeps its value, now of the new generation.
+	scrape(tg, "a 1\nb 1\nc1 1\n")
+	v1 := values(tg)
+	if err := e.ApplyConfig(mustConfig(t, fmt.Sprintf(jobYAML, "j", drop+"\n  sample_limit: 100"))); err != nil {
+		t.Fatal(err)
+	}
+	nt := only(t, e, "j")
+	if nt == tg || nt.gen == tg.gen {
+		t.Fatal("the changed job's target was not replaced")
+	}
+	scrape(nt, "a 1\nb 1\nc1 1\n")
+	v2 := values(nt)
+	if v2["a"] != v1["a"] || v2["a"].gen != nt.gen || v2["b"] != v1["b"] {
+		t.Fatalf("after a config change: a %p (was %p), gen %d (target's %d)", v2["a"], v1["a"], v2["a"].gen, nt.gen)
+	}
+	for k, v := range v2 {
+		if v.dropped && (v != nt.dropped[0] || v.gen != nt.gen) {
+			t.Fatalf("dropped value %s is not the new target's", k)
 		}
 	}
 }

@@ -45,7 +45,7 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 	}
 	tms := ts.UnixMilli()
 	if t.cache == nil {
-		t.cache = parse.NewCache[cached]()
+		t.cache = parse.NewCache[*cached]()
 		t.lb = labels.NewBuilder(labels.EmptyLabels())
 	}
 	out := e.getScrape()
@@ -71,9 +71,9 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 		}
 		r.release()
 	}
-	stale := func(c cached) {
-		if c.s != nil && !c.noStale {
-			out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
+	stale := func(c *cached) {
+		if !c.dropped && !c.noStale {
+			out.Samples = append(out.Samples, produce.Sample{Series: &c.Series, T: tms, V: produce.StaleNaN})
 		}
 	}
 	if err != nil {
@@ -134,19 +134,21 @@ func (e *Engine) appendSamples(t *target, p *parse.Parser, out *produce.Scrape, 
 		case !ok || c.gen != t.gen || c.noStale != noStale:
 			// Slow path: a series new to this target (or a job config
 			// change since it was cached): parse and relabel its labels.
-			var nc cached
+			var nc *cached
 			if nc, err = e.newSeries(t, p, noStale); err != nil {
 				return scraped, post, added, err
 			}
-			if ok && c.s != nil && (nc.s == nil || !labels.Equal(c.s.Labels(), nc.s.Labels())) {
+			if ok && !c.dropped && (nc.dropped || !labels.Equal(c.Labels(), nc.Labels())) {
 				// The job's relabeling changed what this line becomes:
 				// the old series ends here.
-				out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
-			} else if ok && c.s != nil && nc.s != nil {
-				nc.s = c.s // same labels: keep the series (and its sink encoding)
+				out.Samples = append(out.Samples, produce.Sample{Series: &c.Series, T: tms, V: produce.StaleNaN})
+			} else if ok && !c.dropped && !nc.dropped {
+				// Same labels: keep the series (and its sink encoding).
+				c.gen, c.noStale = nc.gen, nc.noStale
+				nc = c
 			}
 			t.cache.Put(ser, nc)
-			if nc.s != nil && (!ok || c.s == nil || seen == parse.SeenEarlier) {
+			if !nc.dropped && (!ok || c.dropped || seen == parse.SeenEarlier) {
 				added++
 			}
 			c = nc
@@ -154,7 +156,7 @@ func (e *Engine) appendSamples(t *target, p *parse.Parser, out *produce.Scrape, 
 			// Back after missing the previous scrape: Prometheus counts it
 			// as added (its cache forgets series at once; ours keeps them
 			// a while to skip re-parsing).
-			if c.s != nil {
+			if !c.dropped {
 				added++
 			}
 		case seen == parse.SeenThisScrape:
@@ -163,8 +165,8 @@ func (e *Engine) appendSamples(t *target, p *parse.Parser, out *produce.Scrape, 
 			j.m.duplicates.Inc()
 			continue
 		}
-		if c.s == nil {
-			continue // dropped by metric_relabel_configs
+		if c.dropped {
+			continue // by metric_relabel_configs
 		}
 		post++
 		if limit > 0 && post > limit {
@@ -174,21 +176,21 @@ func (e *Engine) appendSamples(t *target, p *parse.Parser, out *produce.Scrape, 
 		if hasTS && cfg.HonorTimestamps {
 			st = pts
 		}
-		out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: st, V: p.Value()})
+		out.Samples = append(out.Samples, produce.Sample{Series: &c.Series, T: st, V: p.Value()})
 	}
 	return scraped, post, added, p.Err()
 }
 
 // newSeries computes the final series of the parser's current sample:
 // target labels per honor_labels, metric_relabel_configs, external labels,
-// then the label limits. A nil series means the sample is dropped.
-func (e *Engine) newSeries(t *target, p *parse.Parser, noStale bool) (cached, error) {
+// then the label limits, as a new cache value (or the target's shared one
+// for a dropped series).
+func (e *Engine) newSeries(t *target, p *parse.Parser, noStale bool) (*cached, error) {
 	j := t.job
 	cfg := j.cfg
-	c := cached{gen: t.gen, noStale: noStale}
 	lset, err := p.Labels()
 	if err != nil {
-		return c, err
+		return nil, err
 	}
 	lb := t.lb
 	lb.Reset(lset)
@@ -221,20 +223,21 @@ func (e *Engine) newSeries(t *target, p *parse.Parser, noStale bool) (cached, er
 		}
 	}
 	if len(cfg.MetricRelabelConfigs) > 0 && !relabel.ProcessBuilder(lb, cfg.MetricRelabelConfigs...) {
-		return c, nil
+		return t.droppedValue(noStale), nil
 	}
 	e.addExternal(lb)
 	final := lb.Labels()
 	if final.IsEmpty() || final.Get(model.MetricNameLabel) == "" {
-		return c, nil
+		return t.droppedValue(noStale), nil
 	}
 	if !final.IsValid(model.UTF8Validation) {
-		return c, fmt.Errorf("invalid metric name or label names: %s", final.String())
+		return nil, fmt.Errorf("invalid metric name or label names: %s", final.String())
 	}
 	if err := checkLabelLimits(final, cfg.LabelLimit, cfg.LabelNameLengthLimit, cfg.LabelValueLengthLimit); err != nil {
-		return c, err
+		return nil, err
 	}
-	c.s = t.baseLabels(e).Series(final)
+	c := &cached{gen: t.gen, noStale: noStale}
+	t.baseLabels(e).Init(&c.Series, final)
 	return c, nil
 }
 
@@ -324,9 +327,9 @@ func (e *Engine) endOfLife(t *target, now time.Time) {
 	defer e.putScrape(out)
 	out.Key, out.Job, out.Instance, out.T = t.key, t.job.cfg.JobName, t.instance, tms
 	out.Memo = &t.memo
-	t.cache.Live(func(c cached) {
-		if c.s != nil && !c.noStale {
-			out.Samples = append(out.Samples, produce.Sample{Series: c.s, T: tms, V: produce.StaleNaN})
+	t.cache.Live(func(c *cached) {
+		if !c.dropped && !c.noStale {
+			out.Samples = append(out.Samples, produce.Sample{Series: &c.Series, T: tms, V: produce.StaleNaN})
 		}
 	})
 	for _, s := range t.report {

@@ -16,7 +16,9 @@ import (
 // Stale. A scrape that fails (a parse error, a timeout) goes Begin, then
 // Abort if it had called Get or Put, then Stale: every series of the
 // previous scrape is then stale, and, since the failed scrape saw nothing,
-// none of them is reported stale again after the next one.
+// none of them is reported stale again after the next one. Every Begin
+// needs its Stale: entries mark scrapes with 16-bit numbers that Stale's
+// evictions keep from wrapping (see cacheEntry.seen).
 //
 // Entries not seen for more than 10 scrapes are evicted by Stale, so a
 // target whose series churn does not grow its cache without bound while a
@@ -28,28 +30,45 @@ import (
 // Not safe for concurrent use: one target is scraped by one worker at a
 // time. The zero value is not usable; use NewCache.
 type Cache[V any] struct {
-	// index maps a key to its entry: an open-addressing table with linear
-	// probing whose slots hold an index into entries plus one (0: empty).
-	// Its length is a power of two, at least twice the entries (see grow).
+	// buckets index the entries by key: a power-of-two table of hash
+	// chains, each slot holding the number (plus one, 0: none) of the
+	// chain's first entry; an entry's link holds the next one's. There
+	// are at least half as many buckets as entries (see grow): chains
+	// average one to two entries.
 	//
-	// Why not a map[string]int32: its slots hold the 16-byte string header
-	// besides the index, at a lower load, about 55 bytes per series, a
-	// fifth of all the memory a node_exporter series costs a target with
-	// the Kafka sink; this table costs 8. The keys are in entries already,
-	// so the table needs only indexes. The map was no faster either: in
-	// steady state Get does not look at the index at all (see next).
-	index   []uint32
+	// Why chains rather than open addressing (this index's previous
+	// form): the link fits in padding the entry has anyway (see
+	// cacheEntry), so the index costs 2 to 4 bytes per series (2 for a
+	// node_exporter's 507 series) where a table of uint32 slots at load
+	// ≤ 0.5 cost 8, and an open table cannot run above load 1. A lookup
+	// walks about as many keys either way (1.5 to 2 on a hit, 1 to 2 on
+	// a miss), and in steady state Get does not look at the index at all
+	// (see next).
+	//
+	// Why not a map[string]int32: its slots hold the 16-byte string
+	// header besides the index, at a lower load, about 55 bytes per
+	// series. The keys are in entries already, so the index needs only
+	// entry numbers.
+	buckets []uint32
 	seed    maphash.Seed
 	entries []cacheEntry[V]
-	// iter numbers scrapes: Begin increments it. 0 means never seen.
+	// iter numbers scrapes: Begin increments it. Entries keep its low 16
+	// bits (see cacheEntry.seen).
 	iter uint32
 	// next is the entry expected to be looked up next: the one after the
 	// last hit. Targets expose their series in the same order every scrape
 	// and entries are appended in first-seen order, so in steady state Get
-	// compares one key instead of hashing and probing.
+	// compares one key instead of hashing and walking a chain.
 	next int32
+	// added: Put appended an entry in this scrape. unsettled: entries were
+	// appended or evicted since the cache last settled (see settle).
+	added, unsettled bool
 }
 
+// cacheEntry is 24 bytes with an 8-byte V (the engine's is a pointer):
+// key 8, v 8, link 4 and two 16-bit iteration numbers, with no padding
+// (TestCacheEntryLayout). With 32-bit iteration numbers the link would not
+// fit, and the entry would be 32 bytes.
 type cacheEntry[V any] struct {
 	// key is the series, interned: targets of one kind expose the same
 	// series bytes (the target labels are added later), so a fleet of N
@@ -58,8 +77,18 @@ type cacheEntry[V any] struct {
 	// handle is left); the index's key is key.Value(), the same bytes.
 	key  unique.Handle[string]
 	v    V
-	seen uint32 // last iteration in which the entry was seen
-	prev uint32 // the one before, restored by Abort
+	link uint32 // the next entry of the key's bucket, plus one (0: none)
+	// seen is the low 16 bits of the iteration in which the entry was last
+	// seen; prev is the one before, restored by Abort.
+	//
+	// Every use compares ages, uint16(iter)-seen in 16-bit arithmetic,
+	// never the numbers themselves, so they may wrap: Stale evicts every
+	// entry older than evictAfter, so between a Begin and its Stale no age
+	// exceeds evictAfter+1, far below 65536, however long the cache lives
+	// (TestCacheIterationWrap). A cache whose Begins were not each followed
+	// by a Stale (against the protocol) could see an entry 65536 scrapes
+	// old as seen in this one.
+	seen, prev uint16
 }
 
 // evictAfter is how many scrapes an entry may go unseen before Stale
@@ -71,61 +100,97 @@ func NewCache[V any]() *Cache[V] {
 	return &Cache[V]{seed: maphash.MakeSeed(), iter: 1}
 }
 
-// find returns the slot of key in the index: the one holding its entry,
-// or the empty slot where it would go. The index is never full (see grow).
-func (c *Cache[V]) find(key string) (slot int, found bool) {
-	mask := len(c.index) - 1
-	slot = int(maphash.String(c.seed, key)) & mask
-	for {
-		i := c.index[slot]
-		if i == 0 {
-			return slot, false
-		}
-		if c.entries[i-1].key.Value() == key {
-			return slot, true
-		}
-		slot = (slot + 1) & mask
-	}
+// neverSeen is the seen mark of an entry never seen (Put in a scrape that
+// then failed). With 32-bit marks it was 0, an age of iter: Stale evicted
+// the entry at once unless the cache had had fewer than evictAfter
+// scrapes. The same age capped at evictAfter+1 keeps that behaviour (every
+// age above evictAfter is evicted by this scrape's Stale) without wrapping.
+func (c *Cache[V]) neverSeen() uint16 {
+	return uint16(c.iter - min(c.iter, evictAfter+1))
 }
 
-// grow doubles the index (or creates it) when adding one entry would
-// fill it more than half: linear probing stays short below that.
+// minBuckets is the index's smallest size; maxLoad the most entries per
+// bucket on average (see grow).
+const (
+	minBuckets = 8
+	maxLoad    = 2
+)
+
+// bucketsFor returns the index size for n entries: the smallest power of
+// two with at most maxLoad entries per bucket.
+func bucketsFor(n int) int {
+	return max(minBuckets, 1<<bits.Len(uint((max(n, 1)+maxLoad-1)/maxLoad-1)))
+}
+
+func (c *Cache[V]) bucket(h uint64) *uint32 {
+	return &c.buckets[int(h)&(len(c.buckets)-1)]
+}
+
+// find returns the number of key's entry, or -1.
+func (c *Cache[V]) find(key string) int32 {
+	for i := *c.bucket(maphash.String(c.seed, key)); i != 0; i = c.entries[i-1].link {
+		if c.entries[i-1].key.Value() == key {
+			return int32(i - 1)
+		}
+	}
+	return -1
+}
+
+// ref returns the link that holds entry i: its bucket's slot, or the link
+// of the entry before it in the chain.
+func (c *Cache[V]) ref(i int) *uint32 {
+	p := c.bucket(maphash.String(c.seed, c.entries[i].key.Value()))
+	for *p != uint32(i)+1 {
+		p = &c.entries[*p-1].link
+	}
+	return p
+}
+
+// grow makes room in the index for one more entry: it doubles the buckets
+// (or makes them) when the chains would average more than maxLoad
+// entries. At 2, a node_exporter's 507 series take 256 buckets (1 KiB, 2
+// bytes a series) and a lookup through the index compares 1.5 to 2 keys.
 func (c *Cache[V]) grow() {
-	if 2*(len(c.entries)+1) <= len(c.index) {
+	if len(c.entries)+1 <= maxLoad*len(c.buckets) {
 		return
 	}
-	n := max(16, 1<<bits.Len(uint(2*(len(c.entries)+1)-1)))
-	c.index = make([]uint32, n)
+	c.rehash(bucketsFor(len(c.entries) + 1))
+}
+
+// rehash rebuilds the index with n buckets.
+func (c *Cache[V]) rehash(n int) {
+	c.buckets = make([]uint32, n)
 	for i := range c.entries {
-		slot, _ := c.find(c.entries[i].key.Value())
-		c.index[slot] = uint32(i) + 1
+		e := &c.entries[i]
+		b := c.bucket(maphash.String(c.seed, e.key.Value()))
+		e.link, *b = *b, uint32(i)+1
 	}
 }
 
-// unindex removes the index slot of an entry and closes the gap: the
-// entries after it in its probe run move back when their home slot allows
-// (backward-shift deletion), so find needs no tombstones.
-func (c *Cache[V]) unindex(slot int) {
-	mask := len(c.index) - 1
-	for {
-		c.index[slot] = 0
-		next := slot
-		for {
-			next = (next + 1) & mask
-			i := c.index[next]
-			if i == 0 {
-				return
-			}
-			home := int(maphash.String(c.seed, c.entries[i-1].key.Value())) & mask
-			// The entry at next may fill the gap unless its home lies
-			// cyclically in (slot, next]: then it is already as close
-			// to home as it may be.
-			if (next-home)&mask >= (next-slot)&mask {
-				c.index[slot] = i
-				slot = next
-				break
-			}
-		}
+// settle runs at the end of Stale. Once the entries stop changing (the
+// first scrape that neither appends nor evicts after one that did), it
+// gives back what growing left unused: the entries' append slack (up to
+// a third of the slice: 507 node_exporter entries sit in room for 682,
+// 4 KiB or 8 bytes a series) and an index that evictions left at four
+// times the size it needs or more. It copies the entries once per such change,
+// never on every scrape, not even for a target whose series churn in
+// every scrape (its cache never settles, and keeps its slack).
+func (c *Cache[V]) settle(evicted bool) {
+	if c.added || evicted {
+		c.added, c.unsettled = false, true
+		return
+	}
+	if !c.unsettled {
+		return
+	}
+	c.unsettled = false
+	if n := len(c.entries); cap(c.entries) > n+n/8 {
+		// append rounds the capacity up to the allocation's size
+		// class: the slack left is what the allocation has anyway.
+		c.entries = append([]cacheEntry[V](nil), c.entries...)
+	}
+	if n := bucketsFor(len(c.entries)); n < len(c.buckets)/2 {
+		c.rehash(n)
 	}
 }
 
@@ -152,25 +217,25 @@ const (
 func (c *Cache[V]) Get(series []byte) (v V, seen Seen, ok bool) {
 	i := c.next
 	if int(i) >= len(c.entries) || c.entries[i].key.Value() != string(series) {
-		if len(c.index) == 0 {
+		if len(c.buckets) == 0 {
 			return v, 0, false
 		}
-		slot, found := c.find(yoloString(series))
-		if !found {
+		if i = c.find(yoloString(series)); i < 0 {
 			return v, 0, false
 		}
-		i = int32(c.index[slot] - 1)
 	}
 	c.next = i + 1
 	e := &c.entries[i]
-	if e.seen == c.iter {
+	it := uint16(c.iter)
+	switch it - e.seen {
+	case 0:
 		return e.v, SeenThisScrape, true
-	}
-	seen = SeenLastScrape
-	if e.seen != c.iter-1 {
+	case 1:
+		seen = SeenLastScrape
+	default:
 		seen = SeenEarlier
 	}
-	e.prev, e.seen = e.seen, c.iter
+	e.prev, e.seen = e.seen, it
 	return e.v, seen, true
 }
 
@@ -178,33 +243,40 @@ func (c *Cache[V]) Get(series []byte) (v V, seen Seen, ok bool) {
 // interned if it is new (copied once per process, however many caches hold
 // it); an existing entry is updated in place.
 func (c *Cache[V]) Put(series []byte, v V) {
-	if len(c.index) > 0 {
-		if slot, found := c.find(yoloString(series)); found {
-			e := &c.entries[c.index[slot]-1]
-			e.v = v
-			if e.seen != c.iter {
-				e.prev, e.seen = e.seen, c.iter
+	key := yoloString(series)
+	h := maphash.String(c.seed, key)
+	it := uint16(c.iter)
+	if len(c.buckets) > 0 {
+		for i := *c.bucket(h); i != 0; i = c.entries[i-1].link {
+			if e := &c.entries[i-1]; e.key.Value() == key {
+				e.v = v
+				if e.seen != it {
+					e.prev, e.seen = e.seen, it
+				}
+				return
 			}
-			return
 		}
 	}
 	c.grow()
 	// unique.Make copies a string it does not know yet, so the string may
 	// share series' memory.
-	h := unique.Make(yoloString(series))
-	slot, _ := c.find(h.Value())
-	c.index[slot] = uint32(len(c.entries)) + 1
-	c.entries = append(c.entries, cacheEntry[V]{key: h, v: v, seen: c.iter})
+	b := c.bucket(h)
+	c.entries = append(c.entries, cacheEntry[V]{key: unique.Make(key), v: v, link: *b, seen: it, prev: c.neverSeen()})
+	*b = uint32(len(c.entries))
+	c.added = true
 }
 
 // Abort forgets that entries were seen in this scrape, for a scrape that
 // failed after calling Get or Put: their previous marks are restored, so
 // Stale reports every series of the previous scrape. Entries Put in this
-// scrape stay cached, as never seen. It walks the whole cache.
+// scrape count as never seen: the Stale that follows evicts them, except in
+// the cache's first evictAfter-1 scrapes (see neverSeen). It walks the
+// whole cache.
 func (c *Cache[V]) Abort() {
+	it := uint16(c.iter)
 	for i := range c.entries {
-		if e := &c.entries[i]; e.seen == c.iter {
-			e.seen, e.prev = e.prev, 0
+		if e := &c.entries[i]; e.seen == it {
+			e.seen = e.prev
 		}
 	}
 }
@@ -214,28 +286,30 @@ func (c *Cache[V]) Abort() {
 // evictAfter scrapes. Call it once per scrape, after its Gets and Puts (or
 // after Begin, or Abort, for a failed scrape). fn must not call c's methods.
 func (c *Cache[V]) Stale(fn func(v V)) {
-	prev := c.iter - 1
+	it := uint16(c.iter)
+	evicted := false
 	for i := 0; i < len(c.entries); {
 		e := &c.entries[i]
-		if e.seen == prev {
+		age := it - e.seen
+		if age == 1 {
 			fn(e.v)
 		}
-		if c.iter-e.seen <= evictAfter {
+		if age <= evictAfter {
 			i++
 			continue
 		}
 		// Swap-delete: the last entry moves to i and is visited next.
-		slot, _ := c.find(e.key.Value())
-		c.unindex(slot)
+		evicted = true
+		*c.ref(i) = e.link
 		last := len(c.entries) - 1
 		if i != last {
-			slot, _ := c.find(c.entries[last].key.Value())
-			c.index[slot] = uint32(i) + 1
+			*c.ref(last) = uint32(i) + 1
 			c.entries[i] = c.entries[last]
 		}
 		c.entries[last] = cacheEntry[V]{} // drop references for the GC
 		c.entries = c.entries[:last]
 	}
+	c.settle(evicted)
 }
 
 // Live calls fn with the value of every entry seen in the current scrape
@@ -244,8 +318,9 @@ func (c *Cache[V]) Stale(fn func(v V)) {
 // After a failed scrape there are none: they were marked stale already.
 // fn must not call c's methods.
 func (c *Cache[V]) Live(fn func(v V)) {
+	it := uint16(c.iter)
 	for i := range c.entries {
-		if c.entries[i].seen == c.iter {
+		if c.entries[i].seen == it {
 			fn(c.entries[i].v)
 		}
 	}

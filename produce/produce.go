@@ -77,6 +77,15 @@ func NewSeries(ls labels.Labels) *Series {
 // b, with the same value, the series keeps only its other labels and
 // shares b's; otherwise it keeps ls whole, as NewSeries.
 func (b *BaseLabels) Series(ls labels.Labels) *Series {
+	s := new(Series)
+	b.Init(s, ls)
+	return s
+}
+
+// Init sets *s to the series Series(ls) returns, for a Series inside a
+// caller's own struct: the engine's series cache keeps a series' cache
+// fields beside it (a Series is 16 bytes; with them, one 24-byte object).
+func (b *BaseLabels) Init(s *Series, ls labels.Labels) {
 	n := 0
 	ls.Range(func(l labels.Label) {
 		for _, bl := range b.ls {
@@ -89,7 +98,8 @@ func (b *BaseLabels) Series(ls labels.Labels) *Series {
 		}
 	})
 	if n != len(b.ls) {
-		return NewSeries(ls)
+		*s = Series{own: unique.Make(ls)}
+		return
 	}
 	own := labels.NewScratchBuilder(ls.Len() - n)
 	ls.Range(func(l labels.Label) {
@@ -97,7 +107,7 @@ func (b *BaseLabels) Series(ls labels.Labels) *Series {
 			own.Add(l.Name, l.Value)
 		}
 	})
-	return &Series{own: unique.Make(own.Labels()), base: b}
+	*s = Series{own: unique.Make(own.Labels()), base: b}
 }
 
 func (b *BaseLabels) has(name string) bool {
