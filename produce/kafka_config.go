@@ -53,20 +53,24 @@ type KafkaConfig struct {
 	// client to deliver. Default 10 s: a broker that has not answered by
 	// then is unlikely to before the process is killed.
 	FlushTimeout time.Duration
-	// Linger is how long the sink gathers records before it hands them to
-	// the Kafka client in one burst, so that each partition's batch holds
-	// many targets' scrapes: zstd then finds what similar targets share.
+	// Linger is how long the sink gathers a partition's records at most
+	// before it hands them to the Kafka client together, so that the
+	// partition's batch holds many targets' scrapes: zstd then finds what
+	// similar targets share. A partition whose records fill a batch
+	// (about 1 MB) before then hands them over at once, a full batch at
+	// a time, so the sink holds at most about a batch per partition.
 	// Default 5 s, the longest a record waits (Prometheus's remote write
 	// waits as long, batch_send_deadline): at 300 node_exporter targets ×
 	// 15 s on 6 partitions a batch then holds about 16 scrapes and rw2
 	// costs 4.5 B/sample at the broker, against 13 with a 10 ms linger
 	// (bench/kafka_bytes_test.go). The records wait in the sink's queue,
-	// within BufferBytes, where dropping the oldest still works: a burst
-	// also starts as soon as the queue holds an eighth of BufferBytes, so
-	// a small buffer makes smaller batches, never drops or a throughput
-	// cap. Close hands everything over at once. Unlike the other fields,
-	// 0 is not replaced by the default: it hands every record over at
-	// once (kgo's own 10 ms linger still batches what arrives together).
+	// within BufferBytes, where dropping the oldest still works: the
+	// oldest partition's records also move as soon as the queue holds an
+	// eighth of BufferBytes, so a small buffer (or very many partitions)
+	// makes smaller batches, never drops or a throughput cap. Close hands
+	// everything over at once. Unlike the other fields, 0 is not replaced
+	// by the default: it hands every record over at once (kgo's own 10 ms
+	// linger still batches what arrives together).
 	Linger time.Duration
 	// MemberID is the value of every record's member header: which shoal
 	// process wrote it. cmd/shoal defaults it to hostname:web-port.

@@ -81,8 +81,8 @@ func newSink(t testing.TB, brokers []string, edit func(*KafkaConfig)) *testSink 
 	// not after kgo's backoff has grown to 5 s.
 	cfg.ClientOpts = []kgo.Opt{kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }), kgo.MetadataMinAge(50 * time.Millisecond)}
 	// Records move at once: most tests are about records, not batches,
-	// and would wait out the default linger. TestKafkaLingerBursts is
-	// about the gathering.
+	// and would wait out the default linger. TestKafkaRuns is about the
+	// gathering.
 	cfg.Linger = 0
 	if edit != nil {
 		edit(&cfg)
@@ -399,9 +399,11 @@ type queueState struct {
 func (k *Kafka) state() queueState {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	st := queueState{inflightRecs: k.inflightRecs, canHand: k.canHand(), used: k.queued + k.inflight, queuedBytes: k.queued}
-	for i := range k.q.len() {
-		e := k.q.buf[(k.q.head+i)&(len(k.q.buf)-1)]
+	st := queueState{inflightRecs: k.inflightRecs, used: k.queued + k.inflight, queuedBytes: k.queued}
+	// With a zero linger (the tests' default) every queued record is due:
+	// only the in-flight share holds the oldest back.
+	st.canHand = k.oldest != nil && k.mayHand(k.oldest)
+	for e := k.oldest; e != nil; e = e.newer {
 		st.queued = append(st.queued, string(e.rec.Key))
 	}
 	return st
@@ -444,15 +446,19 @@ func TestKafkaBufferFullDropsOldest(t *testing.T) {
 	if got := k.counter(t, "buffer"); got != float64(st.used) {
 		t.Errorf("shoal_kafka_buffer_bytes %v, want %d", got, st.used)
 	}
-	// The queue holds the newest scrapes: a contiguous run ending with
-	// the last one written.
+	// The queue holds the newest scrapes, in order, ending with the last
+	// one written.
 	if len(st.queued) == 0 || st.queued[len(st.queued)-1] != fmt.Sprintf("j/h%03d", n-1) {
 		t.Fatalf("queue %v does not end with the newest scrape", st.queued)
 	}
-	first, _ := strconv.Atoi(strings.TrimPrefix(st.queued[0], "j/h"))
-	for i, key := range st.queued {
-		if want := fmt.Sprintf("j/h%03d", first+i); key != want {
-			t.Fatalf("queue[%d] = %s, want %s: not the newest scrapes in order", i, key, want)
+	index := func(key string) int {
+		i, _ := strconv.Atoi(strings.TrimPrefix(key, "j/h"))
+		return i
+	}
+	first := index(st.queued[0])
+	for i := 1; i < len(st.queued); i++ {
+		if index(st.queued[i]) <= index(st.queued[i-1]) {
+			t.Fatalf("queue %v is not in the order written", st.queued)
 		}
 	}
 	kept := len(st.queued) + st.inflightRecs
@@ -477,11 +483,23 @@ func TestKafkaBufferFullDropsOldest(t *testing.T) {
 			t.Errorf("queued %s was not delivered", key)
 		}
 	}
-	// Whatever was in flight is older than the queue.
+	// Drops took the oldest: every scrape written after the oldest one
+	// queued was delivered, from the queue or from flight. What was in
+	// flight is older than what its partition had queued.
+	for i := first; i < n; i++ {
+		if key := fmt.Sprintf("j/h%03d", i); !got[key] {
+			t.Errorf("%s was dropped, but is newer than the oldest queued %s", key, st.queued[0])
+		}
+	}
 	for key := range got {
-		i, _ := strconv.Atoi(strings.TrimPrefix(key, "j/h"))
-		if !slices.Contains(st.queued, key) && i >= first {
-			t.Errorf("%s was delivered from flight but is not older than the queue (which starts at %d)", key, first)
+		if slices.Contains(st.queued, key) {
+			continue
+		}
+		p := javakafka.Partition([]byte(key), 3)
+		for _, q := range st.queued {
+			if javakafka.Partition([]byte(q), 3) == p && index(q) < index(key) {
+				t.Errorf("%s was delivered from flight, but %s of its partition, older, was still queued", key, q)
+			}
 		}
 	}
 	if want := float64(total - delivered); dropped != want {
@@ -502,14 +520,14 @@ func TestKafkaBufferFullDropsOldest(t *testing.T) {
 	}
 }
 
-// Records gather in the queue and move in bursts (rule 3 of the design
-// note): nothing moves before the linger is up or the queue holds an
-// eighth of the buffer, and then everything queued moves at once, so each
-// partition gets one batch holding all its records; Close moves what is
-// queued at once, linger or not.
-func TestKafkaLingerBursts(t *testing.T) {
+// Records gather in their partition's queue and move a run at a time
+// (rule 3 of the design note), each run one batch: a partition's oldest
+// records as soon as they fill a batch, without waiting for the linger;
+// all of a partition's records once its oldest has waited the linger; and
+// everything at Close, linger or not.
+func TestKafkaRuns(t *testing.T) {
 	// partitionsOf counts the partitions that keys land in (3 in the test
-	// topic): one batch each is what a burst must produce.
+	// topic): one batch each is what a run per partition must produce.
 	partitionsOf := func(keys []string) float64 {
 		ps := map[int32]bool{}
 		for _, k := range keys {
@@ -517,40 +535,82 @@ func TestKafkaLingerBursts(t *testing.T) {
 		}
 		return float64(len(ps))
 	}
-	write := func(t *testing.T, k *testSink, i int) string {
+	write := func(t *testing.T, k *testSink, inst string, n int) string {
 		t.Helper()
-		s := testScrape("j", fmt.Sprintf("h%03d", i), 20, float64(i), 1763900000000)
+		s := testScrape("j", inst, n, 1, 1763900000000)
 		if err := k.Write(s); err != nil {
 			t.Fatal(err)
 		}
 		return s.Key
 	}
+	// warm writes one record, the probe that makes kgo load the topic,
+	// and waits until it is acknowledged and the sink groups records by
+	// the topic's 3 partitions: one batch of one record.
+	warm := func(t *testing.T, k *testSink) {
+		t.Helper()
+		write(t, k, "warm", 1)
+		waitUntil(t, func() bool {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			return k.counter(t, "records") == 1 && k.byTopic[testTopic].n == 3
+		}, "the probe to be acknowledged and the partition count known")
+	}
 
-	t.Run("trigger=size", func(t *testing.T) {
+	t.Run("trigger=batch", func(t *testing.T) {
 		c := newCluster(t)
-		const buffer = 256 << 10
+		buffered := make(chan string, 1000)
 		k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) {
 			c.Linger = time.Hour
-			c.BufferBytes = buffer
-			c.MaxRecordBytes = 16 << 10
+			c.ClientOpts = append(c.ClientOpts, kgo.WithHooks(recordBufferedHook(buffered)))
 		})
-		var keys []string
-		for {
-			keys = append(keys, write(t, k, len(keys)))
-			st := k.state()
-			if st.queuedBytes >= buffer/8 || st.inflightRecs > 0 {
-				break // this write started the burst
+		warm(t, k)
+		<-buffered
+		keys := partitionKeys(3, 100)
+		// One record in each other partition: they wait for the linger.
+		waiting := []string{write(t, k, strings.TrimPrefix(keys[1][0], "j/"), 2000), write(t, k, strings.TrimPrefix(keys[2][0], "j/"), 2000)}
+		// Partition 0 fills a batch: once the queue holds more than one,
+		// the oldest records that fit it move.
+		var full []string
+		for i := 0; ; i++ {
+			key := write(t, k, strings.TrimPrefix(keys[0][i], "j/"), 2000)
+			k.mu.Lock()
+			pq := k.byTopic[testTopic].parts[0]
+			over := pq != nil && pq.wire > k.batchBytes || k.inflightRecs > 0
+			k.mu.Unlock()
+			if over {
+				waiting = append(waiting, key)
+				break
 			}
-			if len(st.queued) != len(keys) {
-				t.Fatalf("%d of %d records left the queue before the burst (%d of %d bytes queued)", len(keys)-len(st.queued), len(keys), st.queuedBytes, buffer/8)
+			full = append(full, key)
+		}
+		if len(full) < 10 {
+			t.Fatalf("a run after only %d records of partition 0", len(full))
+		}
+		for _, want := range full {
+			select {
+			case key := <-buffered:
+				if key != want {
+					t.Fatalf("kgo took %s, want %s (the records of partition 0 that fill a batch, in order)", key, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the %d records of partition 0 that fill a batch were not handed over", len(full))
 			}
 		}
-		if len(keys) < 10 {
-			t.Fatalf("a burst after only %d records: the size trigger fired early", len(keys))
+		// kgo counts written batches on a goroutine of its own, after
+		// the promises.
+		waitUntil(t, func() bool { return k.counter(t, "batches") >= 2 }, "the batch to be acknowledged")
+		if got := k.counter(t, "batches"); got != 2 {
+			t.Errorf("%d records in %v batches, want the probe's and one", len(full), got-1)
 		}
-		waitUntil(t, func() bool { return k.counter(t, "records") == float64(len(keys)) }, "every record of the burst to be acknowledged")
-		if got, want := k.counter(t, "batches"), partitionsOf(keys); got != want {
-			t.Errorf("%d records in %v batches, want one batch per partition (%v)", len(keys), got, want)
+		if st := k.state(); !slices.Equal(st.queued, waiting) {
+			t.Errorf("queued %v, want %v waiting for the linger", st.queued, waiting)
+		}
+		if err := k.Close(context.Background()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		waitUntil(t, func() bool { return k.counter(t, "batches") >= 2+3 }, "the batches of Close to be counted")
+		if got := k.counter(t, "batches"); got != 2+3 {
+			t.Errorf("%v batches after Close, want one more per partition (3)", got-2)
 		}
 	})
 
@@ -558,16 +618,20 @@ func TestKafkaLingerBursts(t *testing.T) {
 		c := newCluster(t)
 		const linger = 500 * time.Millisecond
 		k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.Linger = linger })
+		warm(t, k)
 		start := time.Now()
 		var keys []string
 		for i := range 12 {
-			keys = append(keys, write(t, k, i))
+			keys = append(keys, write(t, k, fmt.Sprintf("h%03d", i), 20))
 		}
-		waitUntil(t, func() bool { return k.counter(t, "records") == float64(len(keys)) }, "every record to be acknowledged")
+		waitUntil(t, func() bool { return k.counter(t, "batches")-1 >= partitionsOf(keys) }, "every record to be acknowledged")
 		if took := time.Since(start); took < linger {
 			t.Errorf("records acknowledged %s after the first write, before the %s linger", took, linger)
 		}
-		if got, want := k.counter(t, "batches"), partitionsOf(keys); got != want {
+		if got := k.counter(t, "records"); got != float64(1+len(keys)) {
+			t.Errorf("%v records acknowledged, want %d", got-1, len(keys))
+		}
+		if got, want := k.counter(t, "batches")-1, partitionsOf(keys); got != want {
 			t.Errorf("%d records in %v batches, want one batch per partition (%v)", len(keys), got, want)
 		}
 		if got := k.counter(t, "compressed"); got <= 0 || got >= k.counter(t, "bytes") {
@@ -578,21 +642,29 @@ func TestKafkaLingerBursts(t *testing.T) {
 	t.Run("trigger=close", func(t *testing.T) {
 		c := newCluster(t)
 		k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.Linger = time.Hour })
+		warm(t, k)
 		var keys []string
 		for i := range 5 {
-			keys = append(keys, write(t, k, i))
+			keys = append(keys, write(t, k, fmt.Sprintf("h%03d", i), 20))
 		}
 		if err := k.Close(context.Background()); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		if got := k.counter(t, "records"); got != float64(len(keys)) {
-			t.Errorf("%v records acknowledged at Close, want %d", got, len(keys))
+		if got := k.counter(t, "records"); got != float64(1+len(keys)) {
+			t.Errorf("%v records acknowledged at Close, want %d", got-1, len(keys))
 		}
-		if got, want := k.counter(t, "batches"), partitionsOf(keys); got != want {
+		waitUntil(t, func() bool { return k.counter(t, "batches")-1 >= partitionsOf(keys) }, "the batches to be counted")
+		if got, want := k.counter(t, "batches")-1, partitionsOf(keys); got != want {
 			t.Errorf("%d records in %v batches, want one batch per partition (%v)", len(keys), got, want)
 		}
 	})
 }
+
+// recordBufferedHook sends the key of every record kgo takes (a copy: the
+// record is the sink's once its promise ran).
+type recordBufferedHook chan string
+
+func (h recordBufferedHook) OnProduceRecordBuffered(r *kgo.Record) { h <- string(r.Key) }
 
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t testing.TB) string {
@@ -986,9 +1058,9 @@ func TestSizeClasses(t *testing.T) {
 //     them; Write waits whenever the buffer is half full, and the clock
 //     stops only once Close has delivered everything, so ns/sample is the
 //     whole pipeline's CPU on one core: encode, enqueue, the pump, kgo's
-//     batching, zstd, the produce requests, and kfake's side of them. The
-//     queue bursts at an eighth of the 64 MiB buffer, so batches are full
-//     (about 40 records), as under load or with a long enough linger.
+//     batching, zstd, the produce requests, and kfake's side of them. A
+//     partition's records move as soon as they fill a batch, so batches
+//     are full, as under load or with a long enough linger.
 //     zB/sample is the compressed batch bytes per sample, records/batch
 //     what zstd saw together.
 //
