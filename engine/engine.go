@@ -10,14 +10,16 @@
 // timing wheel at a phase that is a pure function of its key, aligned to
 // wall-clock multiples of its interval, so any member that owns the target
 // scrapes it at the same instants. One goroutine runs the wheel; when a
-// target is due the wheel hands it to a fixed pool of workers through a
+// target is due the wheel hands it to an idle worker, or starts one if
+// none is idle and fewer than Config.Workers run, or else puts it on a
 // bounded queue, never blocking: a full queue skips that scrape and counts
-// it. A worker fetches, parses, applies labels and limits, and writes the
-// finished scrape to the Sink on its own goroutine.
+// it. Workers idle for a few seconds exit, down to a small minimum (see
+// pool). A worker fetches, parses, applies labels and limits, and writes
+// the finished scrape to the Sink on its own goroutine.
 //
 // There is no goroutine per target. Prometheus runs one per target, which
 // costs a stack, a timer and scheduler work per target; at a million
-// targets the wheel plus a few hundred workers is far cheaper.
+// targets the wheel plus the workers busy at once is far cheaper.
 //
 // Per-target scrape state is touched only by the goroutine holding the
 // target's scrapeMu: a worker during a scrape, or the sync path while it
@@ -61,10 +63,13 @@ type Owner interface {
 
 // Config tunes the engine. Zero fields take the defaults below.
 type Config struct {
-	// Workers scrape concurrently. Default 512: scrapes are mostly waiting
-	// on the network, and a slow target holds a worker until its timeout,
-	// so the pool must cover (targets × scrape latency ÷ interval) with a
-	// wide margin; idle goroutines cost about 8 KiB each.
+	// Workers is the most scrapes that run at once. Default 512: scrapes
+	// are mostly waiting on the network, and a slow target holds a worker
+	// until its timeout, so it must cover (targets × scrape latency ÷
+	// interval) with a wide margin. Workers are started on demand and exit
+	// after a few seconds idle (minWorkers stay), so a high limit costs
+	// nothing until the load needs it: at 1000 node_exporter targets × 5 s
+	// a handful run, where a fixed pool of 512 kept 8–16 KiB of stack each.
 	Workers int
 	// QueueSize bounds due targets waiting for a worker. Default 8×Workers:
 	// absorbs a burst of targets sharing a phase slot without letting a
@@ -118,11 +123,12 @@ type Engine struct {
 	log      *slog.Logger
 	m        *metrics
 	wheel    *wheel[*target]
-	work     chan task
-	bg       sync.WaitGroup // retirements in flight
-	errLog   atomic.Int64   // unix ns of the last logged sink error
-	held     atomic.Bool    // scraping held after a stall (Config.StallLimit)
-	scrapes  sync.Pool      // *produce.Scrape, see getScrape
+	pool     *pool
+	runCtx   context.Context // Run's: workers stop scraping once it is done
+	bg       sync.WaitGroup  // retirements in flight
+	errLog   atomic.Int64    // unix ns of the last logged sink error
+	held     atomic.Bool     // scraping held after a stall (Config.StallLimit)
+	scrapes  sync.Pool       // *produce.Scrape, see getScrape
 	external atomic.Pointer[labels.Labels]
 
 	mu   sync.Mutex
@@ -180,9 +186,9 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		sink:  sink,
 		log:   logger,
 		wheel: newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
-		work:  make(chan task, cfg.QueueSize),
 		jobs:  make(map[string]*job),
 	}
+	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle, e.work)
 	m, err := newMetrics(e, reg)
 	if err != nil {
 		return nil, err
@@ -208,13 +214,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = true
 	e.mu.Unlock()
 
-	var workers sync.WaitGroup
-	for range e.cfg.Workers {
-		workers.Go(func() { e.worker(ctx) })
-	}
+	e.runCtx = ctx
+	e.pool.start()
 	e.wheel.run(ctx, e.fire) // 1.
-	close(e.work)            // 2.
-	workers.Wait()
+	e.pool.close()           // 2.
+	e.pool.join()
 	e.bg.Wait() // 3.
 
 	e.mu.Lock()
@@ -250,9 +254,7 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 		return e.nextFire(t, due, now)
 	}
 	e.m.lateness.Observe(float64(now-due) / 1e9)
-	select {
-	case e.work <- task{t, due}:
-	default:
+	if !e.pool.submit(task{t, due}) {
 		e.m.skippedQueue.Inc()
 	}
 	return e.nextFire(t, due, now)
@@ -294,32 +296,30 @@ func (e *Engine) nextFire(t *target, due, now int64) int64 {
 	return next
 }
 
-func (e *Engine) worker(ctx context.Context) {
-	var p parse.Parser
-	for tk := range e.work {
-		if ctx.Err() != nil {
-			continue // shutting down: drain without scraping
-		}
-		t := tk.t
-		if !t.scrapeMu.TryLock() {
-			// The previous scrape of this target is still running: it
-			// cannot be, unless the queue backed up for a whole interval.
-			e.m.skippedInFlight.Inc()
-			continue
-		}
-		if e.cfg.StallLimit > 0 && e.stalled(time.Now().UnixNano()-tk.due) {
-			// Queued before the stall, picked up after it.
-			e.m.skippedHeld.Inc()
-			t.scrapeMu.Unlock()
-			continue
-		}
-		if !t.dead && !t.removed.Load() {
-			due := time.Unix(0, tk.due)
-			e.m.startLate.Observe(time.Since(due).Seconds())
-			e.scrape(t, due, &p)
-		}
-		t.scrapeMu.Unlock()
+// work runs one due target on a pool worker; p is the worker's parser.
+func (e *Engine) work(tk task, p *parse.Parser) {
+	if e.runCtx.Err() != nil {
+		return // shutting down: the wheel stops, queued tasks are dropped
 	}
+	t := tk.t
+	if !t.scrapeMu.TryLock() {
+		// The previous scrape of this target is still running: it
+		// cannot be, unless the queue backed up for a whole interval.
+		e.m.skippedInFlight.Inc()
+		return
+	}
+	if e.cfg.StallLimit > 0 && e.stalled(time.Now().UnixNano()-tk.due) {
+		// Queued before the stall, picked up after it.
+		e.m.skippedHeld.Inc()
+		t.scrapeMu.Unlock()
+		return
+	}
+	if !t.dead && !t.removed.Load() {
+		due := time.Unix(0, tk.due)
+		e.m.startLate.Observe(time.Since(due).Seconds())
+		e.scrape(t, due, p)
+	}
+	t.scrapeMu.Unlock()
 }
 
 // ApplyConfig installs a new set of jobs. Jobs whose config is unchanged
