@@ -118,17 +118,20 @@ func (c *Config) setDefaults() {
 
 // Engine scrapes targets. Create with New, start with Run.
 type Engine struct {
-	cfg      Config
-	sink     Sink
-	log      *slog.Logger
-	m        *metrics
-	wheel    *wheel[*target]
-	pool     *pool
-	runCtx   context.Context // Run's: workers stop scraping once it is done
-	bg       sync.WaitGroup  // retirements in flight
-	errLog   atomic.Int64    // unix ns of the last logged sink error
-	held     atomic.Bool     // scraping held after a stall (Config.StallLimit)
-	scrapes  sync.Pool       // *produce.Scrape, see getScrape
+	cfg     Config
+	sink    Sink
+	log     *slog.Logger
+	m       *metrics
+	wheel   *wheel[*target]
+	pool    *pool
+	bg      sync.WaitGroup // retirements in flight
+	errLog  atomic.Int64   // unix ns of the last logged sink error
+	held    atomic.Bool    // scraping held after a stall (Config.StallLimit)
+	scrapes sync.Pool      // *produce.Scrape, see getScrape
+	// Connections of retired targets waiting to be closed (closeLater).
+	closeMu  sync.Mutex
+	toClose  []conns
+	closing  bool
 	external atomic.Pointer[labels.Labels]
 
 	mu   sync.Mutex
@@ -188,7 +191,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		wheel: newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
 		jobs:  make(map[string]*job),
 	}
-	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle, e.work)
+	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle)
 	m, err := newMetrics(e, reg)
 	if err != nil {
 		return nil, err
@@ -214,8 +217,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = true
 	e.mu.Unlock()
 
-	e.runCtx = ctx
-	e.pool.start()
+	e.pool.start(func(tk task, p *parse.Parser) { e.work(ctx, tk, p) })
 	e.wheel.run(ctx, e.fire) // 1.
 	e.pool.close()           // 2.
 	e.pool.join()
@@ -226,7 +228,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.switchTimer.Stop()
 	}
 	for _, j := range e.jobs {
-		j.client.close()
+		for _, t := range j.targets {
+			// No scrape is running (the workers have exited), but a
+			// retirement may hold scrapeMu: wait for it.
+			t.scrapeMu.Lock()
+			t.conns.close()
+			t.scrapeMu.Unlock()
+		}
 	}
 	e.mu.Unlock()
 	return nil
@@ -297,8 +305,8 @@ func (e *Engine) nextFire(t *target, due, now int64) int64 {
 }
 
 // work runs one due target on a pool worker; p is the worker's parser.
-func (e *Engine) work(tk task, p *parse.Parser) {
-	if e.runCtx.Err() != nil {
+func (e *Engine) work(ctx context.Context, tk task, p *parse.Parser) {
+	if ctx.Err() != nil {
 		return // shutting down: the wheel stops, queued tasks are dropped
 	}
 	t := tk.t
@@ -376,9 +384,6 @@ func (e *Engine) ApplyConfig(c *config.Config) error {
 		if next[name] == nil {
 			e.retireAll(old.targets, true)
 			e.m.dropJob(name)
-			if old.client != nil {
-				old.client.close()
-			}
 		}
 	}
 	e.jobs = next
@@ -566,6 +571,8 @@ func (t *target) adopt(p *target) {
 	p.removed.Store(true)
 	p.scrapeMu.Lock()
 	p.dead = true
+	// Not the connections: the job's config changed, maybe its TLS.
+	p.conns.close()
 	t.cache, t.lb, t.lastSize = p.cache, p.lb, p.lastSize
 	// The synthetic series carry over too: if the target is later retired,
 	// its up and scrape_* series need their staleness markers.
@@ -602,6 +609,8 @@ func (e *Engine) retire(t *target, stale bool) {
 		// goroutine (a rebalance retires thousands of targets at once).
 		t.dead = true
 		t.cache = nil
+		e.closeLater(t.conns)
+		t.conns = conns{}
 		t.scrapeMu.Unlock()
 		return
 	}
@@ -612,11 +621,49 @@ func (e *Engine) retire(t *target, stale bool) {
 			return
 		}
 		t.dead = true
+		t.conns.close()
 		if stale {
 			e.endOfLife(t, time.Now())
 		}
 		t.cache = nil
 	})
+}
+
+// closeLater closes cs on a goroutine the engine waits for at shutdown.
+// retire's fast path runs on the wheel goroutine at an ownership hand-over
+// (retireMoved), for thousands of targets at once; closing their sockets
+// there (a close(2) each, and a TLS close_notify write) would make the
+// scrapes due after them late. One goroutine drains what piles up.
+func (e *Engine) closeLater(cs conns) {
+	if cs.empty() {
+		return
+	}
+	e.closeMu.Lock()
+	e.toClose = append(e.toClose, cs)
+	start := !e.closing
+	e.closing = true
+	e.closeMu.Unlock()
+	if start {
+		e.bg.Go(e.closeLoop)
+	}
+}
+
+func (e *Engine) closeLoop() {
+	var batch []conns
+	for {
+		e.closeMu.Lock()
+		batch, e.toClose = e.toClose, batch[:0]
+		if len(batch) == 0 {
+			e.closing = false
+			e.closeMu.Unlock()
+			return
+		}
+		e.closeMu.Unlock()
+		for i := range batch {
+			batch[i].close()
+		}
+		clear(batch)
+	}
 }
 
 // sinkError counts a failed Write and logs at most once per second.

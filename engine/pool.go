@@ -73,21 +73,22 @@ type worker struct {
 	served, seen uint64
 }
 
-func newPool(maxWorkers, queueSize, minWorkers int, idleFor time.Duration, run func(task, *parse.Parser)) *pool {
+func newPool(maxWorkers, queueSize, minWorkers int, idleFor time.Duration) *pool {
 	return &pool{
 		max:     maxWorkers,
 		min:     min(minWorkers, maxWorkers),
 		idleFor: idleFor,
-		run:     run,
 		idle:    make([]*worker, 0, maxWorkers),
 		queue:   make([]task, queueSize),
 	}
 }
 
-// start starts the minimum number of workers, idle.
-func (p *pool) start() {
+// start starts the minimum number of workers, idle. Workers call run for
+// each task, with their own parser. submit may be called only after start.
+func (p *pool) start(run func(task, *parse.Parser)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.run = run
 	for p.running < p.min {
 		w := p.spawnLocked()
 		w.idle = true

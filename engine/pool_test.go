@@ -47,10 +47,10 @@ func TestPoolGrowsToMaxThenQueuesThenShrinks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const maxW, queue, minW = 6, 3, 2
 		b := newBlockingRun()
-		p := newPool(maxW, queue, minW, workerIdle, b.run)
+		p := newPool(maxW, queue, minW, workerIdle)
 		exits := make(chan struct{}, maxW)
 		p.onExit = func() { exits <- struct{}{} }
-		p.start()
+		p.start(b.run)
 		synctest.Wait()
 		if n := p.workers(); n != minW {
 			t.Fatalf("%d workers after start, want the minimum %d", n, minW)
@@ -153,9 +153,10 @@ func TestPoolGrowsToMaxThenQueuesThenShrinks(t *testing.T) {
 func TestPoolBusyWorkerDoesNotExit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBlockingRun()
-		p := newPool(4, 4, 0, workerIdle, b.run)
+		p := newPool(4, 4, 0, workerIdle)
 		exits := make(chan struct{}, 4)
 		p.onExit = func() { exits <- struct{}{} }
+		p.start(b.run)
 		for i := range 20 {
 			if !p.submit(taskN(i)) {
 				t.Fatal("refused")
@@ -187,8 +188,8 @@ func TestPoolBusyWorkerDoesNotExit(t *testing.T) {
 func TestPoolCloseDropsQueueAndWaitsForBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBlockingRun()
-		p := newPool(2, 4, 1, workerIdle, b.run)
-		p.start()
+		p := newPool(2, 4, 1, workerIdle)
+		p.start(b.run)
 		for i := range 5 {
 			p.submit(taskN(i))
 		}
@@ -216,8 +217,8 @@ func TestPoolCloseDropsQueueAndWaitsForBusy(t *testing.T) {
 // getting it back costs no allocation.
 func TestPoolHandOffDoesNotAllocate(t *testing.T) {
 	done := make(chan struct{})
-	p := newPool(4, 16, 1, workerIdle, func(task, *parse.Parser) { done <- struct{}{} })
-	p.start()
+	p := newPool(4, 16, 1, workerIdle)
+	p.start(func(task, *parse.Parser) { done <- struct{}{} })
 	defer func() { p.close(); p.join() }()
 	tk := taskN(1)
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -233,8 +234,8 @@ func TestPoolHandOffDoesNotAllocate(t *testing.T) {
 // goroutine, run on a worker, back to idle.
 func BenchmarkPoolHandOff(b *testing.B) {
 	done := make(chan struct{})
-	p := newPool(4, 16, 1, workerIdle, func(task, *parse.Parser) { done <- struct{}{} })
-	p.start()
+	p := newPool(4, 16, 1, workerIdle)
+	p.start(func(task, *parse.Parser) { done <- struct{}{} })
 	defer func() { p.close(); p.join() }()
 	tk := taskN(1)
 	b.ReportAllocs()

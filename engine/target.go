@@ -53,7 +53,10 @@ type target struct {
 	gen      uint32 // job generation the cache entries must match
 	report   [numReport]*produce.Series
 	lastSize int // last body size, to size the next buffer
-	lb       *labels.Builder
+	// conns: the target's keep-alive connections (httpClient.fetch),
+	// closed when it is retired.
+	conns conns
+	lb    *labels.Builder
 	// base: the labels all of the target's series share, made for the
 	// external labels baseExt (target.baseLabels).
 	base    *produce.BaseLabels
