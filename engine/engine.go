@@ -205,7 +205,8 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 //  1. the wheel stops handing out targets;
 //  2. queued scrapes are dropped and in-flight scrapes finish (each is
 //     bounded by its scrape timeout, so this step is bounded too);
-//  3. pending retirements (staleness markers) finish.
+//  3. pending retirements (staleness markers) finish;
+//  4. the targets' keep-alive connections are closed.
 //
 // The caller flushes and closes the sink after Run returns.
 func (e *Engine) Run(ctx context.Context) error {
@@ -229,8 +230,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	for _, j := range e.jobs {
 		for _, t := range j.targets {
-			// No scrape is running (the workers have exited), but a
-			// retirement may hold scrapeMu: wait for it.
+			// 4. The targets' idle connections. Workers and
+			// retirements are done; scrapeMu guards conns all the same.
 			t.scrapeMu.Lock()
 			t.conns.close()
 			t.scrapeMu.Unlock()
