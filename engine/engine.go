@@ -10,14 +10,16 @@
 // timing wheel at a phase that is a pure function of its key, aligned to
 // wall-clock multiples of its interval, so any member that owns the target
 // scrapes it at the same instants. One goroutine runs the wheel; when a
-// target is due the wheel hands it to a fixed pool of workers through a
+// target is due the wheel hands it to an idle worker, or starts one if
+// none is idle and fewer than Config.Workers run, or else puts it on a
 // bounded queue, never blocking: a full queue skips that scrape and counts
-// it. A worker fetches, parses, applies labels and limits, and writes the
-// finished scrape to the Sink on its own goroutine.
+// it. Workers idle for a few seconds exit, down to a small minimum (see
+// pool). A worker fetches, parses, applies labels and limits, and writes
+// the finished scrape to the Sink on its own goroutine.
 //
 // There is no goroutine per target. Prometheus runs one per target, which
 // costs a stack, a timer and scheduler work per target; at a million
-// targets the wheel plus a few hundred workers is far cheaper.
+// targets the wheel plus the workers busy at once is far cheaper.
 //
 // Per-target scrape state is touched only by the goroutine holding the
 // target's scrapeMu: a worker during a scrape, or the sync path while it
@@ -61,10 +63,13 @@ type Owner interface {
 
 // Config tunes the engine. Zero fields take the defaults below.
 type Config struct {
-	// Workers scrape concurrently. Default 512: scrapes are mostly waiting
-	// on the network, and a slow target holds a worker until its timeout,
-	// so the pool must cover (targets × scrape latency ÷ interval) with a
-	// wide margin; idle goroutines cost about 8 KiB each.
+	// Workers is the most scrapes that run at once. Default 512: scrapes
+	// are mostly waiting on the network, and a slow target holds a worker
+	// until its timeout, so it must cover (targets × scrape latency ÷
+	// interval) with a wide margin. Workers are started on demand and exit
+	// after a few seconds idle (minWorkers stay), so a high limit costs
+	// nothing until the load needs it: at 1000 node_exporter targets × 5 s
+	// a handful run, where a fixed pool of 512 kept 8–16 KiB of stack each.
 	Workers int
 	// QueueSize bounds due targets waiting for a worker. Default 8×Workers:
 	// absorbs a burst of targets sharing a phase slot without letting a
@@ -113,16 +118,20 @@ func (c *Config) setDefaults() {
 
 // Engine scrapes targets. Create with New, start with Run.
 type Engine struct {
-	cfg      Config
-	sink     Sink
-	log      *slog.Logger
-	m        *metrics
-	wheel    *wheel[*target]
-	work     chan task
-	bg       sync.WaitGroup // retirements in flight
-	errLog   atomic.Int64   // unix ns of the last logged sink error
-	held     atomic.Bool    // scraping held after a stall (Config.StallLimit)
-	scrapes  sync.Pool      // *produce.Scrape, see getScrape
+	cfg     Config
+	sink    Sink
+	log     *slog.Logger
+	m       *metrics
+	wheel   *wheel[*target]
+	pool    *pool
+	bg      sync.WaitGroup // retirements in flight
+	errLog  atomic.Int64   // unix ns of the last logged sink error
+	held    atomic.Bool    // scraping held after a stall (Config.StallLimit)
+	scrapes sync.Pool      // *produce.Scrape, see getScrape
+	// Connections of retired targets waiting to be closed (closeLater).
+	closeMu  sync.Mutex
+	toClose  []conns
+	closing  bool
 	external atomic.Pointer[labels.Labels]
 
 	mu   sync.Mutex
@@ -180,9 +189,9 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		sink:  sink,
 		log:   logger,
 		wheel: newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
-		work:  make(chan task, cfg.QueueSize),
 		jobs:  make(map[string]*job),
 	}
+	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle)
 	m, err := newMetrics(e, reg)
 	if err != nil {
 		return nil, err
@@ -196,7 +205,8 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 //  1. the wheel stops handing out targets;
 //  2. queued scrapes are dropped and in-flight scrapes finish (each is
 //     bounded by its scrape timeout, so this step is bounded too);
-//  3. pending retirements (staleness markers) finish.
+//  3. pending retirements (staleness markers) finish;
+//  4. the targets' keep-alive connections are closed.
 //
 // The caller flushes and closes the sink after Run returns.
 func (e *Engine) Run(ctx context.Context) error {
@@ -208,13 +218,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = true
 	e.mu.Unlock()
 
-	var workers sync.WaitGroup
-	for range e.cfg.Workers {
-		workers.Go(func() { e.worker(ctx) })
-	}
+	e.pool.start(func(tk task, p *parse.Parser) { e.work(ctx, tk, p) })
 	e.wheel.run(ctx, e.fire) // 1.
-	close(e.work)            // 2.
-	workers.Wait()
+	e.pool.close()           // 2.
+	e.pool.join()
 	e.bg.Wait() // 3.
 
 	e.mu.Lock()
@@ -222,7 +229,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.switchTimer.Stop()
 	}
 	for _, j := range e.jobs {
-		j.client.close()
+		for _, t := range j.targets {
+			// 4. The targets' idle connections. Workers and
+			// retirements are done; scrapeMu guards conns all the same.
+			t.scrapeMu.Lock()
+			t.conns.close()
+			t.scrapeMu.Unlock()
+		}
 	}
 	e.mu.Unlock()
 	return nil
@@ -250,9 +263,7 @@ func (e *Engine) fire(t *target, due, now int64) int64 {
 		return e.nextFire(t, due, now)
 	}
 	e.m.lateness.Observe(float64(now-due) / 1e9)
-	select {
-	case e.work <- task{t, due}:
-	default:
+	if !e.pool.submit(task{t, due}) {
 		e.m.skippedQueue.Inc()
 	}
 	return e.nextFire(t, due, now)
@@ -294,32 +305,30 @@ func (e *Engine) nextFire(t *target, due, now int64) int64 {
 	return next
 }
 
-func (e *Engine) worker(ctx context.Context) {
-	var p parse.Parser
-	for tk := range e.work {
-		if ctx.Err() != nil {
-			continue // shutting down: drain without scraping
-		}
-		t := tk.t
-		if !t.scrapeMu.TryLock() {
-			// The previous scrape of this target is still running: it
-			// cannot be, unless the queue backed up for a whole interval.
-			e.m.skippedInFlight.Inc()
-			continue
-		}
-		if e.cfg.StallLimit > 0 && e.stalled(time.Now().UnixNano()-tk.due) {
-			// Queued before the stall, picked up after it.
-			e.m.skippedHeld.Inc()
-			t.scrapeMu.Unlock()
-			continue
-		}
-		if !t.dead && !t.removed.Load() {
-			due := time.Unix(0, tk.due)
-			e.m.startLate.Observe(time.Since(due).Seconds())
-			e.scrape(t, due, &p)
-		}
-		t.scrapeMu.Unlock()
+// work runs one due target on a pool worker; p is the worker's parser.
+func (e *Engine) work(ctx context.Context, tk task, p *parse.Parser) {
+	if ctx.Err() != nil {
+		return // shutting down: the wheel stops, queued tasks are dropped
 	}
+	t := tk.t
+	if !t.scrapeMu.TryLock() {
+		// The previous scrape of this target is still running: it
+		// cannot be, unless the queue backed up for a whole interval.
+		e.m.skippedInFlight.Inc()
+		return
+	}
+	if e.cfg.StallLimit > 0 && e.stalled(time.Now().UnixNano()-tk.due) {
+		// Queued before the stall, picked up after it.
+		e.m.skippedHeld.Inc()
+		t.scrapeMu.Unlock()
+		return
+	}
+	if !t.dead && !t.removed.Load() {
+		due := time.Unix(0, tk.due)
+		e.m.startLate.Observe(time.Since(due).Seconds())
+		e.scrape(t, due, p)
+	}
+	t.scrapeMu.Unlock()
 }
 
 // ApplyConfig installs a new set of jobs. Jobs whose config is unchanged
@@ -376,9 +385,6 @@ func (e *Engine) ApplyConfig(c *config.Config) error {
 		if next[name] == nil {
 			e.retireAll(old.targets, true)
 			e.m.dropJob(name)
-			if old.client != nil {
-				old.client.close()
-			}
 		}
 	}
 	e.jobs = next
@@ -566,6 +572,8 @@ func (t *target) adopt(p *target) {
 	p.removed.Store(true)
 	p.scrapeMu.Lock()
 	p.dead = true
+	// Not the connections: the job's config changed, maybe its TLS.
+	p.conns.close()
 	t.cache, t.lb, t.lastSize = p.cache, p.lb, p.lastSize
 	t.memo, p.memo = p.memo, produce.Memo{} // the sink's memo holds the cache's series
 	// The synthetic series carry over too: if the target is later retired,
@@ -603,6 +611,8 @@ func (e *Engine) retire(t *target, stale bool) {
 		// goroutine (a rebalance retires thousands of targets at once).
 		t.dead = true
 		t.cache, t.memo = nil, produce.Memo{}
+		e.closeLater(t.conns)
+		t.conns = conns{}
 		t.scrapeMu.Unlock()
 		return
 	}
@@ -613,11 +623,49 @@ func (e *Engine) retire(t *target, stale bool) {
 			return
 		}
 		t.dead = true
+		t.conns.close()
 		if stale {
 			e.endOfLife(t, time.Now())
 		}
 		t.cache, t.memo = nil, produce.Memo{}
 	})
+}
+
+// closeLater closes cs on a goroutine the engine waits for at shutdown.
+// retire's fast path runs on the wheel goroutine at an ownership hand-over
+// (retireMoved), for thousands of targets at once; closing their sockets
+// there (a close(2) each, and a TLS close_notify write) would make the
+// scrapes due after them late. One goroutine drains what piles up.
+func (e *Engine) closeLater(cs conns) {
+	if cs.empty() {
+		return
+	}
+	e.closeMu.Lock()
+	e.toClose = append(e.toClose, cs)
+	start := !e.closing
+	e.closing = true
+	e.closeMu.Unlock()
+	if start {
+		e.bg.Go(e.closeLoop)
+	}
+}
+
+func (e *Engine) closeLoop() {
+	var batch []conns
+	for {
+		e.closeMu.Lock()
+		batch, e.toClose = e.toClose, batch[:0]
+		if len(batch) == 0 {
+			e.closing = false
+			e.closeMu.Unlock()
+			return
+		}
+		e.closeMu.Unlock()
+		for i := range batch {
+			batch[i].close()
+		}
+		clear(batch)
+	}
 }
 
 // sinkError counts a failed Write and logs at most once per second.

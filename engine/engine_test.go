@@ -617,16 +617,11 @@ func TestPhaseIsStableAndAligned(t *testing.T) {
 
 // TestRunScrapesOnSchedule runs the whole engine: wheel, queue, workers.
 func TestRunScrapesOnSchedule(t *testing.T) {
-	// Registered first, so it runs after the exporter's cleanup. fasthttp's
-	// idle-connection cleaners exit on their own after MaxIdleConnDuration.
+	// Registered first, so it runs after the exporter's cleanup. Nothing
+	// is exempt: the workers, and the connections' owners (targets, not
+	// fasthttp host clients with their cleaner goroutines), leave none.
 	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() {
-		goleak.VerifyNone(t, ignore,
-			goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*Client).mCleaner"),
-			goleak.IgnoreTopFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
-			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*Client).mCleaner"),
-			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"))
-	})
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	x := newExporter(t, "a 1\n")
 	s := newRecSink()
 	e := newTestEngine(t, s)

@@ -90,7 +90,11 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	m.skippedQueue = m.skipped.WithLabelValues("queue_full")
 	m.skippedInFlight = m.skipped.WithLabelValues("in_flight")
 	m.skippedHeld = m.skipped.WithLabelValues("stalled")
-	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, m.movedAway, m.stalls, &targetsCollector{e}} {
+	workers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shoal_scrape_workers",
+		Help: "Scrape workers running (busy or idle); at most --scrape.workers. Idle ones above a small minimum exit after a few seconds.",
+	}, func() float64 { return float64(e.pool.workers()) })
+	for _, c := range []prometheus.Collector{workers, m.scrapes, m.duration, m.samples, m.bytes, m.duplicates, m.lateness, m.startLate, m.skipped, m.sinkErrors, m.sinkDropped, m.movedAway, m.stalls, &targetsCollector{e}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

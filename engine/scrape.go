@@ -60,7 +60,7 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 	)
 	if err == nil {
 		var r response
-		err = j.client.fetch(t.url, t.timeout, start.Add(t.timeout), t.lastSize, &r)
+		err = j.client.fetch(&t.conns, t.url, t.timeout, start.Add(t.timeout), t.lastSize, &r)
 		if err == nil {
 			t.lastSize = len(r.Body)
 			j.m.bytes.Add(float64(len(r.Body)))

@@ -57,7 +57,10 @@ type target struct {
 	report   [numReport]*produce.Series
 	memo     produce.Memo // the sink's, handed over in every Scrape (produce.Memo)
 	lastSize int          // last body size, to size the next buffer
-	lb       *labels.Builder
+	// conns: the target's keep-alive connections (httpClient.fetch),
+	// closed when it is retired.
+	conns conns
+	lb    *labels.Builder
 	// base: the labels all of the target's series share, made for the
 	// external labels baseExt (target.baseLabels).
 	base    *produce.BaseLabels

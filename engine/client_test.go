@@ -1,0 +1,289 @@
+package engine
+
+import (
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// connCounter counts the connections a test server accepted and reports
+// each closed one.
+type connCounter struct {
+	mu     sync.Mutex
+	opened int
+	closed chan struct{}
+}
+
+func newConnCounter() *connCounter { return &connCounter{closed: make(chan struct{}, 100)} }
+
+func (c *connCounter) hook(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		c.mu.Lock()
+		c.opened++
+		c.mu.Unlock()
+	case http.StateClosed, http.StateHijacked:
+		c.closed <- struct{}{}
+	}
+}
+
+func (c *connCounter) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opened
+}
+
+// countedServer serves body from a started httptest server (TLS if tls)
+// whose connections are counted.
+func countedServer(t *testing.T, tls bool, h http.HandlerFunc) (*httptest.Server, *connCounter) {
+	cc := newConnCounter()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = cc.hook
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, cc
+}
+
+func metricsHandler(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write([]byte(body))
+	}
+}
+
+func upOf(t *testing.T, r recScrape, addr string) float64 {
+	t.Helper()
+	return r.mustFind(t, fmt.Sprintf(`{__name__="up", instance="%s", job="j"}`, addr))
+}
+
+// TestConnectionReusedAcrossScrapes: a target's keep-alive connection
+// serves all its scrapes (no handshake per scrape), over HTTP and HTTPS,
+// and is closed when the target is retired.
+func TestConnectionReusedAcrossScrapes(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			srv, cc := countedServer(t, useTLS, metricsHandler("a 1\n"))
+			addr := srv.Listener.Addr().String()
+			extra := ""
+			if useTLS {
+				ca := t.TempDir() + "/ca.pem"
+				if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				extra = "  scheme: https\n  tls_config: {ca_file: " + ca + "}"
+			}
+			e, s, tg := engineFor(t, addr, extra)
+			for i := range 5 {
+				if up := upOf(t, scrapeOnce(t, e, s, tg), addr); up != 1 {
+					t.Fatalf("scrape %d: up = %v (%s)", i, up, tg.status().LastError)
+				}
+			}
+			if n := cc.n(); n != 1 {
+				t.Fatalf("5 scrapes opened %d connections, want 1", n)
+			}
+			e.SyncTargets("j", nil) // retired: its connection goes
+			e.bg.Wait()
+			select {
+			case <-cc.closed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the retired target's connection was not closed")
+			}
+		})
+	}
+}
+
+// TestServerClosedIdleConnectionIsRetried: when the server closed the idle
+// connection between two scrapes, the scrape goes through on a fresh one,
+// invisibly.
+func TestServerClosedIdleConnectionIsRetried(t *testing.T) {
+	srv, cc := countedServer(t, false, metricsHandler("a 1\n"))
+	addr := srv.Listener.Addr().String()
+	e, s, tg := engineFor(t, addr, "")
+	for i := range 3 {
+		if up := upOf(t, scrapeOnce(t, e, s, tg), addr); up != 1 {
+			t.Fatalf("scrape %d: up = %v (%s)", i, up, tg.status().LastError)
+		}
+		srv.CloseClientConnections()
+		<-cc.closed
+	}
+	if n := cc.n(); n != 3 {
+		t.Fatalf("%d connections, want 3: one per scrape", n)
+	}
+	if st := tg.status(); st.Health != HealthUp || st.LastError != "" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestConnectionCloseHonoured: a server that answers Connection: close (or
+// turned keep-alive off) gets a new connection per scrape, without errors.
+func TestConnectionCloseHonoured(t *testing.T) {
+	srv, cc := countedServer(t, false, metricsHandler("a 1\n"))
+	srv.Config.SetKeepAlivesEnabled(false)
+	addr := srv.Listener.Addr().String()
+	e, s, tg := engineFor(t, addr, "")
+	for i := range 3 {
+		if up := upOf(t, scrapeOnce(t, e, s, tg), addr); up != 1 {
+			t.Fatalf("scrape %d: up = %v (%s)", i, up, tg.status().LastError)
+		}
+	}
+	if n := cc.n(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+}
+
+// TestFreshConnectionFailureIsNotRetried: a server that hangs up before
+// answering fails the scrape with fasthttp's message; a fresh connection is
+// tried once per scrape, not again.
+func TestFreshConnectionFailureIsNotRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	accepted := 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	e, s, tg := engineFor(t, addr, "")
+	for range 2 {
+		if up := upOf(t, scrapeOnce(t, e, s, tg), addr); up != 0 {
+			t.Fatal("up = 1 from a server that hangs up")
+		}
+		if st := tg.status(); !strings.Contains(st.LastError, "server closed connection before returning the first response byte") {
+			t.Fatalf("error %q", st.LastError)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if accepted != 2 {
+		t.Fatalf("%d connections for 2 scrapes, want 2", accepted)
+	}
+}
+
+// TestRedirectToAnotherHostKeepsBothConnections: a target redirected to
+// another host keeps a connection to each.
+func TestRedirectToAnotherHostKeepsBothConnections(t *testing.T) {
+	real, ccReal := countedServer(t, false, metricsHandler("moved 1\n"))
+	front, ccFront := countedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, real.URL+"/metrics", http.StatusFound)
+	})
+	addr := front.Listener.Addr().String()
+	e, s, tg := engineFor(t, addr, "")
+	for i := range 4 {
+		r := scrapeOnce(t, e, s, tg)
+		if up := upOf(t, r, addr); up != 1 {
+			t.Fatalf("scrape %d: up = %v (%s)", i, up, tg.status().LastError)
+		}
+		r.mustFind(t, fmt.Sprintf(`{__name__="moved", instance="%s", job="j"}`, addr))
+	}
+	if a, b := ccFront.n(), ccReal.n(); a != 1 || b != 1 {
+		t.Fatalf("connections: %d to the redirecting host, %d to the real one; want 1 and 1", a, b)
+	}
+}
+
+// TestBodyLimitAndTimeoutOnReusedConnection: the errors keep their
+// messages on a kept connection, and the connection is replaced after.
+func TestBodyLimitAndTimeoutOnReusedConnection(t *testing.T) {
+	var mu sync.Mutex
+	body, delay := "a 1\n", time.Duration(0)
+	srv, cc := countedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		b, d := body, delay
+		mu.Unlock()
+		if d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write([]byte(b))
+	})
+	addr := srv.Listener.Addr().String()
+	e, s, tg := engineFor(t, addr, "  body_size_limit: 100B")
+	set := func(b string, d time.Duration) {
+		mu.Lock()
+		body, delay = b, d
+		mu.Unlock()
+	}
+	scrapeOnce(t, e, s, tg)
+	set(strings.Repeat("a 1\n", 100), 0)
+	scrapeOnce(t, e, s, tg)
+	if st := tg.status(); st.LastError != "body size limit exceeded" {
+		t.Fatalf("error %q", st.LastError)
+	}
+	set("a 1\n", 2*time.Second)
+	scrapeOnce(t, e, s, tg)
+	if st := tg.status(); st.LastError != "context deadline exceeded (scrape timeout 500ms)" {
+		t.Fatalf("error %q", st.LastError)
+	}
+	set("a 1\n", 0)
+	if up := upOf(t, scrapeOnce(t, e, s, tg), addr); up != 1 {
+		t.Fatalf("up = %v after recovery (%s)", up, tg.status().LastError)
+	}
+	// First connection, then one after the body limit closed it, then one
+	// after the timeout closed that.
+	if n := cc.n(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+}
+
+// TestConnsSlots: two hosts keep a connection each; a third evicts the
+// least recently used; a failed connection's slot is refilled without
+// evicting the other host's.
+func TestConnsSlots(t *testing.T) {
+	pipe := func() net.Conn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return a
+	}
+	var cs conns
+	a, b := pipe(), pipe()
+	cs.put("a:1", false, a)
+	cs.put("b:1", false, b)
+	if s := cs.get([]byte("a:1"), false); s == nil || s.c != a {
+		t.Fatal("a lost")
+	}
+	if cs.get([]byte("a:1"), true) != nil {
+		t.Fatal("an http connection served https")
+	}
+	// a is now the most recent: c evicts b.
+	c := pipe()
+	cs.put("c:1", false, c)
+	if cs.get([]byte("b:1"), false) != nil || cs.get([]byte("a:1"), false) == nil || cs.get([]byte("c:1"), false) == nil {
+		t.Fatalf("after a third host: %+v", cs.s)
+	}
+	// c fails (roundTrip closes its slot): its replacement keeps a.
+	cs.get([]byte("c:1"), false).close()
+	cs.put("c:1", false, pipe())
+	if cs.get([]byte("a:1"), false) == nil || cs.get([]byte("c:1"), false) == nil {
+		t.Fatalf("a failed connection's replacement evicted another host: %+v", cs.s)
+	}
+	cs.close()
+	if !cs.empty() {
+		t.Fatal("close left connections")
+	}
+}
