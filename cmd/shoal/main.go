@@ -24,15 +24,18 @@ func main() {
 
 // defaultGCPercent is the GC's target heap growth when GOGC is not set.
 // shoal's heap is mostly long-lived per-series state (series caches,
-// labels, sink encodings) and its steady state allocates little, so the GC
-// seldom runs and Go's default of 100 mostly buys idle memory: RSS settles
-// near twice the live heap. At 25 the heap may outgrow the live set by a
-// quarter: 1000 node_exporter targets x 5s went from 121 to 96 KB RSS per
-// target (discard sink) and 213 to 175 (Kafka sink) at no measurable CPU
-// cost (bench/README.md). A process with much churn (new series every
-// scrape) collects more often; GOGC (and GOMEMLIMIT) in the environment
-// override this.
-const defaultGCPercent = 25
+// labels, the sink's per-target memos) and its steady state allocates
+// almost nothing (about 70 KB/s at 1000 targets × 5 s, mostly serving
+// /metrics), so the GC seldom runs and a higher GOGC mostly buys idle
+// memory: the runtime keeps the heap goal (live × (1 + GOGC/100)) plus a
+// tenth as RSS before it returns pages. Go's default of 100 left RSS near
+// twice the live heap; 25 took 1000 node_exporter targets × 5 s from 121
+// to 96 KB per target (discard sink); 10 then took the Kafka sink from
+// 109 to 100 (bench/README.md), with no measurable CPU cost at the fixed
+// point. What pays is allocation: a target's first scrapes, and a process
+// with much churn (new series every scrape) collects more often; GOGC
+// (and GOMEMLIMIT) in the environment override this.
+const defaultGCPercent = 10
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: shoal <command> [flags]
