@@ -25,17 +25,18 @@ func main() {
 // defaultGCPercent is the GC's target heap growth when GOGC is not set.
 // shoal's heap is mostly long-lived per-series state (series caches,
 // labels, the sink's per-target memos) and its steady state allocates
-// almost nothing (about 70 KB/s at 1000 targets × 5 s, mostly serving
-// /metrics), so the GC seldom runs and a higher GOGC mostly buys idle
-// memory: the runtime keeps the heap goal (live × (1 + GOGC/100)) plus a
-// tenth as RSS before it returns pages. Go's default of 100 left RSS near
-// twice the live heap; 25 took 1000 node_exporter targets × 5 s from 121
-// to 96 KB per target (discard sink); 10 then took the Kafka sink from
-// 109 to 100 (bench/README.md), with no measurable CPU cost at the fixed
-// point. What pays is allocation: a target's first scrapes, and a process
-// with much churn (new series every scrape) collects more often; GOGC
-// (and GOMEMLIMIT) in the environment override this.
-const defaultGCPercent = 10
+// little, so a higher GOGC mostly buys idle memory: the runtime keeps the
+// heap goal (live × (1 + GOGC/100)) plus a tenth as RSS before it returns
+// pages. Go's default of 100 left RSS near twice the live heap; 25 took
+// 1000 node_exporter targets × 5 s from 121 to 96 KB per target (discard
+// sink) at no measurable CPU cost (bench/README.md). 10 was tried: the
+// Kafka sink went from 109 to 100 KB per target but its CPU per sample
+// rose by about a tenth (1.77, 1.58 against 2.03, 1.73 µs, alternated):
+// the Kafka client allocates per request, and each collection marks the
+// whole heap. A process with much churn (new series every scrape)
+// collects more often; GOGC (and GOMEMLIMIT) in the environment override
+// this.
+const defaultGCPercent = 25
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: shoal <command> [flags]
