@@ -127,101 +127,50 @@ func FuzzFormatFor(f *testing.F) {
 	})
 }
 
-// cacheModel is the obvious implementation of Cache's semantics.
-type cacheModel struct {
-	iter uint32
-	m    map[string]*modelEntry
-}
-
-type modelEntry struct {
-	v          int
-	seen, prev uint32
-}
-
-// FuzzCache runs random operation sequences against Cache and cacheModel.
+// FuzzCache runs random operation sequences against Cache and refCache,
+// the obvious implementation of its semantics (cache_test.go).
 func FuzzCache(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 0, 1, 1, 4, 0, 4, 6, 7})
 	f.Add(bytes.Repeat([]byte{0, 4, 1, 2, 1, 3, 0x11, 0x21, 4, 0, 4}, 20))
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		c := NewCache[int]()
-		m := cacheModel{iter: 1, m: map[string]*modelEntry{}}
+		m := &refCache{iter: 1, entries: map[string]*refEntry{}}
 		for i, op := range ops {
 			key := []byte{'k', op >> 4}
 			switch op & 7 {
 			case 0:
 				c.Begin()
-				m.iter++
+				m.begin()
 			case 1, 2:
 				v, seen, ok := c.Get(key)
-				e := m.m[string(key)]
-				if ok != (e != nil) || ok && (v != e.v || seen != modelSeen(e.seen, m.iter)) {
-					t.Fatalf("op %d: Get(%q) = %v, %v, %v; model %+v iter %d", i, key, v, seen, ok, e, m.iter)
-				}
-				if e != nil && e.seen != m.iter {
-					e.prev, e.seen = e.seen, m.iter
+				wv, wseen, wok := m.get(string(key))
+				if ok != wok || ok && (v != wv || seen != wseen) {
+					t.Fatalf("op %d: Get(%q) = %v, %v, %v; model %v, %v, %v iter %d", i, key, v, seen, ok, wv, wseen, wok, m.iter)
 				}
 			case 3:
 				c.Put(key, i)
-				if e := m.m[string(key)]; e != nil {
-					e.v = i
-					if e.seen != m.iter {
-						e.prev, e.seen = e.seen, m.iter
-					}
-				} else {
-					m.m[string(key)] = &modelEntry{v: i, seen: m.iter}
-				}
+				m.put(string(key), i)
 			case 4:
-				var got, want []int
+				var got []int
 				c.Stale(func(v int) { got = append(got, v) })
-				for k, e := range m.m {
-					if e.seen == m.iter-1 {
-						want = append(want, e.v)
-					}
-					if m.iter-e.seen > evictAfter {
-						delete(m.m, k)
-					}
-				}
 				slices.Sort(got)
-				slices.Sort(want)
-				if !slices.Equal(got, want) {
+				if want := m.stale(); !slices.Equal(got, want) {
 					t.Fatalf("op %d: Stale = %v, want %v", i, got, want)
 				}
 			case 5:
-				var got, want []int
+				var got []int
 				c.Live(func(v int) { got = append(got, v) })
-				for _, e := range m.m {
-					if e.seen == m.iter {
-						want = append(want, e.v)
-					}
-				}
 				slices.Sort(got)
-				slices.Sort(want)
-				if !slices.Equal(got, want) {
+				if want := m.live(); !slices.Equal(got, want) {
 					t.Fatalf("op %d: Live = %v, want %v", i, got, want)
 				}
 			case 6:
 				c.Abort()
-				for _, e := range m.m {
-					if e.seen == m.iter {
-						e.seen, e.prev = e.prev, 0
-					}
-				}
+				m.abort()
 			}
-			if c.Len() != len(m.m) {
-				t.Fatalf("op %d: Len = %d, want %d", i, c.Len(), len(m.m))
+			if c.Len() != len(m.entries) {
+				t.Fatalf("op %d: Len = %d, want %d", i, c.Len(), len(m.entries))
 			}
 		}
 	})
-}
-
-// modelSeen is what Cache.Get must say of an entry last seen in iteration
-// seen, during iteration iter.
-func modelSeen(seen, iter uint32) Seen {
-	switch seen {
-	case iter:
-		return SeenThisScrape
-	case iter - 1:
-		return SeenLastScrape
-	}
-	return SeenEarlier
 }
