@@ -311,8 +311,19 @@ func (m *encMemo) reset(f RecordFormat) {
 	m.format = f
 }
 
-// truncate keeps the memo of the first n series, whose chunks end at off.
-func (m *encMemo) truncate(n, off int) {
+// truncate keeps the memo of the first n series: the slow path rewrites
+// the rest. Finding where their chunks end takes a walk over them, which
+// steady state, a hit to the end, never needs.
+func (m *encMemo) truncate(n int) {
+	off := 0
+	for range n {
+		if m.format == RW2 {
+			off += fieldLen(m.enc[off:])
+		} else {
+			l, k := binary.Uvarint(m.enc[off:])
+			off += k + int(l)
+		}
+	}
 	clear(m.series[n:])
 	m.series = m.series[:n]
 	if len(m.syms) > n {
@@ -389,21 +400,13 @@ func appendSample(b []byte, v float64, t int64) []byte {
 }
 
 // hits returns how many series at the start of samples are the memo's, in
-// the same places, and where their chunks end in m.enc.
-func (m *encMemo) hits(samples []Sample) (n, off int) {
-	k := min(len(samples), len(m.series))
+// the same places.
+func (m *encMemo) hits(samples []Sample) int {
+	n, k := 0, min(len(samples), len(m.series))
 	for n < k && samples[n].Series == m.series[n] {
 		n++
 	}
-	for range n {
-		if m.format == RW2 {
-			off += fieldLen(m.enc[off:])
-		} else {
-			l, k := binary.Uvarint(m.enc[off:])
-			off += k + int(l)
-		}
-	}
-	return n, off
+	return n
 }
 
 // chunk returns the length-prefixed chunk (RW1, text) at off in m.enc and
@@ -418,16 +421,16 @@ func (e *Encoder) appendRW1(dst []byte, samples []Sample, m *encMemo) []byte {
 	// The labels field depends on the labels alone, so the memo's chunks
 	// stay valid for every series that is where it was; the rest are
 	// encoded again.
-	n, off := m.hits(samples)
+	n := m.hits(samples)
 	if n < len(samples) {
-		m.truncate(n, off)
+		m.truncate(n)
 		e.slow += len(samples) - n
 		for _, smp := range samples[n:] {
 			m.series = append(m.series, smp.Series)
 			m.enc = appendRW1Labels(m.enc, smp.Series)
 		}
 	}
-	off = 0
+	off := 0
 	for i := range samples {
 		smp := &samples[i]
 		var lb []byte
@@ -479,20 +482,20 @@ func (e *Encoder) appendRW2(dst []byte, samples []Sample, m *encMemo) []byte {
 	// Pass 1: the symbols. The series that repeat the memo's prefix add
 	// what they added last time; the rest are interned on the slow path,
 	// which rewrites the memo from there.
-	n, off := m.hits(samples)
+	n := m.hits(samples)
 	for _, h := range m.syms[:n] {
 		if h != (unique.Handle[string]{}) {
 			dst = append(dst, h.Value()...)
 		}
 	}
 	if n < len(samples) {
-		m.truncate(n, off)
+		m.truncate(n)
 		e.slow += len(samples) - n
 		dst = e.internRW2(dst, samples, n, m)
 	}
 
 	// Pass 2: the series.
-	off = 0
+	off := 0
 	for i := range samples {
 		smp := &samples[i]
 		l := fieldLen(m.enc[off:])

@@ -96,11 +96,11 @@ func (t *Text) memoize(m *encMemo, samples []Sample) {
 	if m.format != textFormat {
 		m.reset(textFormat)
 	}
-	n, off := m.hits(samples)
+	n := m.hits(samples)
 	if n == len(samples) {
 		return
 	}
-	m.truncate(n, off)
+	m.truncate(n)
 	var text []byte
 	for _, smp := range samples[n:] {
 		text = appendSeriesText(text[:0], smp.Series.Range)
