@@ -220,6 +220,12 @@ type E2EResult struct {
 	HeapRelsd  int64 `json:"heap_released,omitempty"`
 	StackInuse int64 `json:"stack_inuse,omitempty"`
 	Goroutines int64 `json:"goroutines,omitempty"`
+	// GCCycles and Allocated are the collections the Go runtime ran in the
+	// window and the bytes it allocated (go_gc_duration_seconds_count,
+	// go_memstats_alloc_bytes_total): in a steady state both are near
+	// zero, and each cycle marks the whole live heap.
+	GCCycles  int64 `json:"gc_cycles,omitempty"`
+	Allocated int64 `json:"allocated,omitempty"`
 
 	// Kafka sink only: bytes the broker stored in the window (segment
 	// files) per sample shoal had acknowledged in it; -1 otherwise.
@@ -241,9 +247,10 @@ func (r E2EResult) String() string {
 		s += fmt.Sprintf(" bytes/sample=%.3f", r.BytesPerSample)
 	}
 	if r.HeapInuse > 0 {
-		s += fmt.Sprintf(" heap-live=%.1fKB/target heap-inuse=%.1fKB/target heap-idle-unreleased=%.1fKB/target stacks=%.1fKB/target goroutines=%d",
+		s += fmt.Sprintf(" heap-live=%.1fKB/target heap-inuse=%.1fKB/target heap-idle-unreleased=%.1fKB/target stacks=%.1fKB/target goroutines=%d gc=%d alloc=%.0fKB/s",
 			float64(r.HeapLive)/1e3/float64(r.Targets), float64(r.HeapInuse)/1e3/float64(r.Targets),
-			float64(r.HeapIdle-r.HeapRelsd)/1e3/float64(r.Targets), float64(r.StackInuse)/1e3/float64(r.Targets), r.Goroutines)
+			float64(r.HeapIdle-r.HeapRelsd)/1e3/float64(r.Targets), float64(r.StackInuse)/1e3/float64(r.Targets), r.Goroutines,
+			r.GCCycles, float64(r.Allocated)/1e3/r.Window.Seconds())
 	}
 	if !r.WarmedUp {
 		s += " (warm-up cut short)"
@@ -327,14 +334,15 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 	// allocation profile's in-use figures and HeapLive are the live heap
 	// now, not as of whichever GC ran last (in a steady state that
 	// allocates little that may be one from the warm-up, before the caches
-	// were full).
+	// were full). The profile is /debug/pprof/heap: the same samples as
+	// allocs (both sample types), but only heap honours gc=1.
 	var heapLive int64
 	if sc.kind == ScraperShoal && sc.web != "" {
 		w := cfg.AllocProfile
 		if w == nil {
 			w = io.Discard
 		}
-		if err := fetchTo(ctx, w, "http://"+sc.web+"/debug/pprof/allocs?gc=1"); err != nil {
+		if err := fetchTo(ctx, w, "http://"+sc.web+"/debug/pprof/heap?gc=1"); err != nil {
 			return E2EResult{}, fmt.Errorf("e2e: alloc profile: %w", err)
 		}
 		g, err := scrapeMetrics(ctx, "http://"+sc.web+"/metrics")
@@ -374,6 +382,8 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 		r.HeapInuse, r.HeapLive = int64(m["go_memstats_heap_inuse_bytes"]), heapLive
 		r.HeapIdle, r.HeapRelsd = int64(m["go_memstats_heap_idle_bytes"]), int64(m["go_memstats_heap_released_bytes"])
 		r.StackInuse, r.Goroutines = int64(m["go_memstats_stack_inuse_bytes"]), int64(m["go_goroutines"])
+		r.GCCycles = int64(m["go_gc_duration_seconds_count"] - a.metrics["go_gc_duration_seconds_count"])
+		r.Allocated = int64(m["go_memstats_alloc_bytes_total"] - a.metrics["go_memstats_alloc_bytes_total"])
 	}
 	if cfg.Sink == "kafka" && cfg.Scraper == ScraperShoal {
 		if n := b.kafkaSamples - a.kafkaSamples; n > 0 {

@@ -55,6 +55,9 @@ func gather(g prometheus.Gatherer) (gathered, error) {
 			if g := m.GetGauge(); g != nil {
 				out.counters[key.String()] = g.GetValue()
 			}
+			if sm := m.GetSummary(); sm != nil {
+				out.counters[key.String()+"_count"] = float64(sm.GetSampleCount())
+			}
 			if h := m.GetHistogram(); h != nil {
 				var hg histogram
 				for _, b := range h.GetBucket() {
