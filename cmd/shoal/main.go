@@ -22,20 +22,18 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// defaultGCPercent is the GC's target heap growth when GOGC is not set.
-// shoal's heap is mostly long-lived per-series state (series caches,
-// labels, the sink's per-target memos) and its steady state allocates
-// little, so a higher GOGC mostly buys idle memory: the runtime keeps the
-// heap goal (live × (1 + GOGC/100)) plus a tenth as RSS before it returns
-// pages. Go's default of 100 left RSS near twice the live heap; 25 took
-// 1000 node_exporter targets × 5 s from 121 to 96 KB per target (discard
-// sink) at no measurable CPU cost (bench/README.md). 10 was tried: the
-// Kafka sink went from 109 to 100 KB per target but its CPU per sample
-// rose by about a tenth (1.77, 1.58 against 2.03, 1.73 µs, alternated):
-// the Kafka client allocates per request, and each collection marks the
-// whole heap. A process with much churn (new series every scrape)
-// collects more often; GOGC (and GOMEMLIMIT) in the environment override
-// this.
+// defaultGCPercent is the GC's target heap growth when GOGC is not set,
+// until `shoal run` starts its tuner (internal/gctune), which keeps it
+// between 5 and this while it runs: low in steady state, where shoal
+// allocates tens of KB/s and the runtime would otherwise keep (1 + GOGC/100)
+// × 1.1 of the live heap; up to this while targets start or series churn,
+// so those phases do not collect more often than they did at a fixed 25.
+// Go's default of 100 left RSS near twice the live heap; a fixed 10 took
+// the Kafka sink from 110 to 96–99 KB per target at 1000 node_exporter
+// targets × 5 s but cut the ramp's max samples/s by a third (one run:
+// 0.96 against 1.44 M/s), its collections marking a growing heap. GOGC
+// in the environment overrides this; GOGC or GOMEMLIMIT keeps the tuner
+// off.
 const defaultGCPercent = 25
 
 func usage(w io.Writer) {

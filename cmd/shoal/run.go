@@ -23,6 +23,7 @@ import (
 	"github.com/shoal-scraper/shoal/coord"
 	"github.com/shoal-scraper/shoal/discovery"
 	"github.com/shoal-scraper/shoal/engine"
+	"github.com/shoal-scraper/shoal/internal/gctune"
 	"github.com/shoal-scraper/shoal/produce"
 	"github.com/shoal-scraper/shoal/web"
 )
@@ -209,6 +210,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "shoal_build_info", Help: "Always 1; the version label is shoal's version."}, []string{"version"})
 	reg.MustRegister(reloadOK, reloadTime, reloads, info)
 	info.WithLabelValues(getVersion()).Set(1)
+	var gc *gctune.Tuner // nil when GOGC or GOMEMLIMIT is set: the operator's choice stands
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		gc = gctune.New(gctune.Config{Max: defaultGCPercent})
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_gc_percent",
+			Help: "The GOGC shoal's tuner set last: low while shoal allocates little, up to 25 while targets start or series churn. Absent when GOGC or GOMEMLIMIT is set in the environment.",
+		}, func() float64 { return float64(gc.Percent()) }))
+	}
 
 	// closeSink ends the sink (shutdown step 3 below, or an early exit).
 	closeSink := func() {
@@ -297,6 +306,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { disc.Run(runCtx) })
+	if gc != nil {
+		wg.Go(func() { gc.Run(runCtx) })
+	}
 	engDone := make(chan struct{})
 	go func() { _ = eng.Run(runCtx); close(engDone) }()
 	var coordDone chan error
