@@ -200,6 +200,13 @@ type Encoder struct {
 	// slow path, in label order; cleared with syms.
 	prev  []symRef
 	fresh []byte // one series' new symbol entries
+	// refs gathers the labels_refs chunks of one slow-path run before
+	// they go to the memo in one copy: the memo outlives the scrape, so
+	// it is allocated once at its final size rather than grown by append,
+	// whose outgrown arrays (about 18 KB per node_exporter target on its
+	// first scrape, in a dozen size classes) would leave holes in spans
+	// that long-lived objects keep in use.
+	refs []byte
 }
 
 // NewEncoder returns an Encoder for format f. It panics if f is neither RW1
@@ -531,6 +538,9 @@ func (e *Encoder) internRW2(dst []byte, samples []Sample, from int, m *encMemo) 
 	for j := range from {
 		e.internLabels(samples[j].Series, false)
 	}
+	m.series = slices.Grow(m.series, len(samples)-from)
+	m.syms = slices.Grow(m.syms, len(samples)-from)
+	e.refs = e.refs[:0]
 	for _, smp := range samples[from:] {
 		sr := smp.Series
 		e.fresh = e.fresh[:0]
@@ -539,10 +549,10 @@ func (e *Encoder) internRW2(dst []byte, samples []Sample, from int, m *encMemo) 
 		for _, p := range e.prev {
 			size += uvarintLen(uint64(p.ref))
 		}
-		m.enc = append(m.enc, tagRW2LabelsRefs)
-		m.enc = binary.AppendUvarint(m.enc, uint64(size))
+		e.refs = append(e.refs, tagRW2LabelsRefs)
+		e.refs = binary.AppendUvarint(e.refs, uint64(size))
 		for _, p := range e.prev {
-			m.enc = binary.AppendUvarint(m.enc, uint64(p.ref))
+			e.refs = binary.AppendUvarint(e.refs, uint64(p.ref))
 		}
 		var h unique.Handle[string]
 		if len(e.fresh) > 0 {
@@ -553,6 +563,10 @@ func (e *Encoder) internRW2(dst []byte, samples []Sample, from int, m *encMemo) 
 		}
 		m.series = append(m.series, sr)
 		m.syms = append(m.syms, h)
+	}
+	m.enc = append(slices.Grow(m.enc, len(e.refs)), e.refs...)
+	if cap(e.refs) > 1<<20 {
+		e.refs = nil // do not keep an outlier's buffer
 	}
 	if len(e.syms) > 1<<16 {
 		e.syms = nil // do not keep an outlier's table
