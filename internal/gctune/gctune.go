@@ -17,16 +17,20 @@
 // heap costs about 75 ms of CPU, so at the default Spacing (20 s) a low
 // GOGC costs about 0.4 % of a core there.
 //
-// The rule: every Tick, from the bytes allocated over the last Spacing
-// (or since Run started, if that is shorter) and the live heap of the last
+// The rule: every Tick, from the bytes allocated over the last Window (or
+// since Run started, if that is shorter) and the live heap of the last
 // collection, the GOGC at which collections come no more often than once
 // per Spacing; clamped to [Min, Max]. It is raised at once and lowered
 // only after Hold ticks in a row wanted less, so a pause in a busy phase
-// does not cause a run of collections. The rate is taken over a whole
-// Spacing because a collection itself looks like allocation: after one,
+// does not cause a run of collections. The rate is averaged over more than
+// one tick because a collection itself looks like allocation: after one,
 // each P takes fresh spans, and the runtime counts a span's free slots as
 // allocated when a P takes it (about 1.6 MB at once for shoal at 1000
-// targets): over one 5 s tick that alone would want GOGC 16.
+// targets): over one 5 s tick that alone would want GOGC 16, over 10 s
+// 11, for one Window after each collection. A longer Window would smooth
+// that more but keep the warm-up's rate in view longer: a fresh process
+// reaches its low GOGC about Window + Hold ticks after its targets warmed
+// up.
 package gctune
 
 import (
@@ -42,6 +46,7 @@ import (
 type Config struct {
 	Min, Max int           // GOGC bounds, percent; defaults 5 and 25
 	Spacing  time.Duration // the least time between collections wanted; default 20s
+	Window   time.Duration // the rate is averaged over this (whole Ticks); default 10s
 	Tick     time.Duration // how often the rate is measured; default 5s
 	Hold     int           // ticks that must want less before GOGC is lowered; default 2
 }
@@ -59,6 +64,9 @@ func (c *Config) defaults() {
 	if c.Tick <= 0 {
 		c.Tick = 5 * time.Second
 	}
+	if c.Window < c.Tick {
+		c.Window = max(10*time.Second, c.Tick)
+	}
 	if c.Hold <= 0 {
 		c.Hold = 2
 	}
@@ -75,7 +83,7 @@ type Tuner struct {
 	set  func(percent int)
 
 	// State of Run's loop. allocs holds the allocation counter at the
-	// last ticks, oldest first, at most Spacing/Tick+1 of them.
+	// last ticks, oldest first, at most Window/Tick+1 of them.
 	allocs []uint64
 	below  int // ticks in a row that wanted less than the current GOGC
 	lowest int // the most any of those ticks wanted
@@ -112,7 +120,7 @@ func (t *Tuner) Run(ctx context.Context) {
 }
 
 // window is how many ticks the rate is measured over.
-func (t *Tuner) window() int { return max(1, int(t.cfg.Spacing/t.cfg.Tick)) }
+func (t *Tuner) window() int { return max(1, int(t.cfg.Window/t.cfg.Tick)) }
 
 // step measures the last ticks and applies what they want.
 func (t *Tuner) step() {

@@ -56,9 +56,10 @@ func TestNextHysteresis(t *testing.T) {
 // changes are applied.
 func TestRun(t *testing.T) {
 	const mb = 1 << 20
-	// Four ticks per Spacing: GOGC wanted is the bytes allocated over the
-	// last four ticks as a percentage of the live heap (100 MB).
-	tu := New(Config{Tick: time.Millisecond, Spacing: 4 * time.Millisecond, Hold: 2})
+	// A Window and a Spacing of four ticks: GOGC wanted is the bytes
+	// allocated over the last four ticks as a percentage of the live heap
+	// (100 MB).
+	tu := New(Config{Tick: time.Millisecond, Window: 4 * time.Millisecond, Spacing: 4 * time.Millisecond, Hold: 2})
 	perTick := []uint64{0, 0, 0, 0, 20 * mb} // then nothing
 	var alloc uint64
 	reads := 0
