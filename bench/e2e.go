@@ -213,7 +213,8 @@ type E2EResult struct {
 	// garbage not yet collected), HeapIdle minus HeapReleased memory the
 	// runtime holds but does not use, StackInuse goroutine stacks.
 	// HeapLive is the heap right after a GC forced once the window's
-	// figures are taken (go_memstats_alloc_bytes then): what is reachable.
+	// figures are taken (go_memstats_alloc_bytes then): what is reachable;
+	// 0 (not measured) when the scraper's core was saturated (see RunE2E).
 	HeapInuse  int64 `json:"heap_inuse,omitempty"`
 	HeapLive   int64 `json:"heap_live,omitempty"`
 	HeapIdle   int64 `json:"heap_idle,omitempty"`
@@ -246,9 +247,12 @@ func (r E2EResult) String() string {
 	if r.BytesPerSample >= 0 {
 		s += fmt.Sprintf(" bytes/sample=%.3f", r.BytesPerSample)
 	}
+	if r.HeapLive > 0 {
+		s += fmt.Sprintf(" heap-live=%.1fKB/target", float64(r.HeapLive)/1e3/float64(r.Targets))
+	}
 	if r.HeapInuse > 0 {
-		s += fmt.Sprintf(" heap-live=%.1fKB/target heap-inuse=%.1fKB/target heap-idle-unreleased=%.1fKB/target stacks=%.1fKB/target goroutines=%d gc=%d alloc=%.0fKB/s",
-			float64(r.HeapLive)/1e3/float64(r.Targets), float64(r.HeapInuse)/1e3/float64(r.Targets),
+		s += fmt.Sprintf(" heap-inuse=%.1fKB/target heap-idle-unreleased=%.1fKB/target stacks=%.1fKB/target goroutines=%d gc=%d alloc=%.0fKB/s",
+			float64(r.HeapInuse)/1e3/float64(r.Targets),
 			float64(r.HeapIdle-r.HeapRelsd)/1e3/float64(r.Targets), float64(r.StackInuse)/1e3/float64(r.Targets), r.Goroutines,
 			r.GCCycles, float64(r.Allocated)/1e3/r.Window.Seconds())
 	}
@@ -330,28 +334,6 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 			return E2EResult{}, fmt.Errorf("e2e: cpu profile: %w", err)
 		}
 	}
-	// After the window (its figures are taken): a forced GC, so that the
-	// allocation profile's in-use figures and HeapLive are the live heap
-	// now, not as of whichever GC ran last (in a steady state that
-	// allocates little that may be one from the warm-up, before the caches
-	// were full). The profile is /debug/pprof/heap: the same samples as
-	// allocs (both sample types), but only heap honours gc=1.
-	var heapLive int64
-	if sc.kind == ScraperShoal && sc.web != "" {
-		w := cfg.AllocProfile
-		if w == nil {
-			w = io.Discard
-		}
-		if err := fetchTo(ctx, w, "http://"+sc.web+"/debug/pprof/heap?gc=1"); err != nil {
-			return E2EResult{}, fmt.Errorf("e2e: alloc profile: %w", err)
-		}
-		g, err := scrapeMetrics(ctx, "http://"+sc.web+"/metrics")
-		if err != nil {
-			return E2EResult{}, err
-		}
-		heapLive = int64(g.counters["go_memstats_alloc_bytes"])
-	}
-
 	r := E2EResult{
 		Scraper: cfg.Scraper, Payload: cfg.PayloadName, Targets: cfg.Targets, Interval: cfg.Interval,
 		Window: b.at.Sub(a.at), Warmup: warmup, WarmedUp: warmed,
@@ -377,6 +359,34 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 	if late := b.late.sub(a.late); late.count > 0 {
 		r.LatenessP50 = late.quantile(0.5) * 1e3
 		r.LatenessP99 = late.quantile(0.99) * 1e3
+	}
+	// After the window (its figures are taken): a forced GC, so that the
+	// allocation profile's in-use figures and HeapLive are the live heap
+	// now, not as of whichever GC ran last (in a steady state that
+	// allocates little that may be one from the warm-up, before the caches
+	// were full). The profile is /debug/pprof/heap: the same samples as
+	// allocs (both sample types), but only heap honours gc=1. Not when the
+	// scraper's core was saturated and no profile is asked for (ramp
+	// steps at their top): a forced GC on one busy P with the workers
+	// allocating took 122 s at 2853 targets × 1 s, and it would measure a
+	// heap no steady state has.
+	var heapLive int64
+	if sc.kind == ScraperShoal && sc.web != "" && (cfg.AllocProfile != nil || r.CoreUtil < saturatedCore) {
+		w := cfg.AllocProfile
+		if w == nil {
+			w = io.Discard
+		}
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := fetchTo(hctx, w, "http://"+sc.web+"/debug/pprof/heap?gc=1")
+		var g gathered
+		if err == nil {
+			g, err = scrapeMetrics(hctx, "http://"+sc.web+"/metrics")
+		}
+		cancel()
+		if err != nil {
+			return E2EResult{}, fmt.Errorf("e2e: live heap (allocation profile): %w", err)
+		}
+		heapLive = int64(g.counters["go_memstats_alloc_bytes"])
 	}
 	if m := b.metrics; m != nil {
 		r.HeapInuse, r.HeapLive = int64(m["go_memstats_heap_inuse_bytes"]), heapLive

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +183,49 @@ func TestNiceScale(t *testing.T) {
 		if top, step := niceScale(c.max); top != c.top || step != c.step {
 			t.Errorf("niceScale(%v) = %v, %v; want %v, %v", c.max, top, step, c.top, c.step)
 		}
+	}
+}
+
+// TestRampSteps: the ramp's decisions, over a scraper that keeps up to 1000
+// targets and whose core fills at 1100. A failed step is run again unless
+// its core was full, and the first failure is followed by one step at the
+// geometric mean of it and the last step that kept up; a window disturbed
+// once does not end the ramp.
+func TestRampSteps(t *testing.T) {
+	disturbed := map[int]bool{375: true} // the first run at 375 targets fails
+	run := func(_ context.Context, c E2EConfig) (E2EResult, error) {
+		r := E2EResult{Targets: c.Targets, Served: 1, WarmedUp: true, CoreUtil: min(1, float64(c.Targets)/1100)}
+		r.SamplesPerSec = 100 * float64(c.Targets)
+		if c.Targets > 1000 || disturbed[c.Targets] {
+			r.Served = 0.9
+			r.SamplesPerSec *= 0.9
+		}
+		delete(disturbed, c.Targets)
+		return r, nil
+	}
+	rr, err := RunRamp(t.Context(), RampConfig{Start: 250, Factor: 1.5, run: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, s := range rr.Steps {
+		got = append(got, s.Targets)
+	}
+	// 1268 fails with its core full: not run again. 1035 =
+	// round(√(845·1268)) fails with room on its core: run again.
+	want := []int{250, 375, 375, 563, 845, 1268, 1035, 1035}
+	if !slices.Equal(got, want) {
+		t.Fatalf("steps %v, want %v", got, want)
+	}
+	if rr.MaxSustainedTargets != 845 || rr.MaxSustained != 84500 {
+		t.Errorf("max sustained %.0f samples/s at %d targets, want 84500 at 845", rr.MaxSustained, rr.MaxSustainedTargets)
+	}
+	for _, w := range []string{"1268 targets", "core saturated", "1035 targets did not keep up"} {
+		if !strings.Contains(rr.Stop, w) {
+			t.Errorf("stop %q does not say %q", rr.Stop, w)
+		}
+	}
+	if strings.Contains(rr.Stop, "twice") {
+		t.Errorf("stop %q: the saturated step ran once", rr.Stop)
 	}
 }

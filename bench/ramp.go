@@ -10,10 +10,11 @@ import (
 // fresh RunE2E, until the scraper stops keeping up: fewer than MinServed of
 // the scheduled scrapes served, or its core saturated. The largest
 // samples/s of a step that kept up is the scraper's maximum sustained rate
-// on one core.
+// on one core. Where a step fails, one more step halfway (geometrically)
+// between it and the last that kept up narrows the maximum down.
 type RampConfig struct {
 	// Base is every step's configuration but Targets. Its Interval
-	// defaults to 1s and its Duration to 6s here.
+	// defaults to 1s, and its Duration to 6s here.
 	Base E2EConfig
 	// Start is the first step's target count (default 250); each next
 	// step has Factor times as many (default 1.5).
@@ -26,6 +27,9 @@ type RampConfig struct {
 	// Saturated the core share at which the scraper's core counts as full
 	// (default 0.95).
 	MinServed, Saturated float64
+
+	// run measures one step; RunE2E unless a test sets it.
+	run func(context.Context, E2EConfig) (E2EResult, error)
 }
 
 func (c *RampConfig) setDefaults() {
@@ -48,7 +52,10 @@ func (c *RampConfig) setDefaults() {
 		c.MinServed = 0.99
 	}
 	if c.Saturated == 0 {
-		c.Saturated = 0.95
+		c.Saturated = saturatedCore
+	}
+	if c.run == nil {
+		c.run = RunE2E
 	}
 }
 
@@ -56,7 +63,8 @@ func (c *RampConfig) setDefaults() {
 type RampResult struct {
 	Scraper string `json:"scraper"`
 	// Steps in the order run; a step that failed and was run again
-	// appears twice.
+	// appears twice. After the first step that failed comes one at the
+	// geometric mean of its target count and the last that kept up's.
 	Steps []E2EResult `json:"steps"`
 	// MaxSustained is the highest samples/s of a step that served at least
 	// MinServed of its scrapes; MaxSustainedTargets its target count.
@@ -66,6 +74,10 @@ type RampResult struct {
 	Stop string `json:"stop"`
 }
 
+// saturatedCore is the share of its core at which a scraper counts as
+// saturated (RampConfig.Saturated's default).
+const saturatedCore = 0.95
+
 // RunRamp runs the ramp cfg describes.
 func RunRamp(ctx context.Context, cfg RampConfig) (RampResult, error) {
 	cfg.setDefaults()
@@ -73,27 +85,38 @@ func RunRamp(ctx context.Context, cfg RampConfig) (RampResult, error) {
 		return RampResult{}, fmt.Errorf("ramp: start %d, factor %g: need start > 0 and factor > 1", cfg.Start, cfg.Factor)
 	}
 	rr := RampResult{Scraper: cfg.Base.Scraper}
+	// step runs n targets and says whether the scraper kept up. The
+	// machine is shared: a step that fails is run once more, so one
+	// disturbed window does not end the ramp; not when it failed with its
+	// core full, as a second run would for the same lack of CPU.
+	step := func(n int) (r E2EResult, kept bool, runs int, err error) {
+		c := cfg.Base
+		c.Targets = n
+		for runs < 2 && !kept {
+			if r, err = cfg.run(ctx, c); err != nil {
+				return r, false, runs, err
+			}
+			runs++
+			rr.Steps = append(rr.Steps, r)
+			kept = r.Served >= cfg.MinServed && r.WarmedUp
+			if !kept && r.CoreUtil >= cfg.Saturated {
+				break
+			}
+		}
+		if kept && r.SamplesPerSec > rr.MaxSustained {
+			rr.MaxSustained, rr.MaxSustainedTargets = r.SamplesPerSec, n
+		}
+		return r, kept, runs, nil
+	}
+	last := 0 // the last step that kept up
 	for n := cfg.Start; ; n = int(math.Ceil(float64(n) * cfg.Factor)) {
 		if n > cfg.MaxTargets {
 			rr.Stop = fmt.Sprintf("reached the ramp's limit of %d targets", cfg.MaxTargets)
 			return rr, nil
 		}
-		c := cfg.Base
-		c.Targets = n
-		// The machine is shared: a step that fails is run once more
-		// before the ramp ends, so one disturbed window does not end it.
-		var r E2EResult
-		kept := false
-		for attempt := 0; attempt < 2 && !kept; attempt++ {
-			var err error
-			if r, err = RunE2E(ctx, c); err != nil {
-				return rr, err
-			}
-			rr.Steps = append(rr.Steps, r)
-			kept = r.Served >= cfg.MinServed && r.WarmedUp
-		}
-		if kept && r.SamplesPerSec > rr.MaxSustained {
-			rr.MaxSustained, rr.MaxSustainedTargets = r.SamplesPerSec, n
+		r, kept, runs, err := step(n)
+		if err != nil {
+			return rr, err
 		}
 		switch {
 		case !kept:
@@ -101,7 +124,26 @@ func RunRamp(ctx context.Context, cfg RampConfig) (RampResult, error) {
 			if !r.WarmedUp {
 				rr.Stop += " (never reached a steady state after start)"
 			}
-			rr.Stop += ", twice"
+			if r.CoreUtil >= cfg.Saturated {
+				rr.Stop += fmt.Sprintf(", core saturated (%.0f%%)", 100*r.CoreUtil)
+			}
+			if runs > 1 {
+				rr.Stop += ", twice"
+			}
+			// The true limit lies between the last step that kept up
+			// and this one, up to Factor apart: one step at their
+			// geometric mean halves that uncertainty.
+			if mid := int(math.Round(math.Sqrt(float64(last) * float64(n)))); last > 0 && mid > last && mid < n {
+				_, midKept, _, err := step(mid)
+				if err != nil {
+					return rr, err
+				}
+				if midKept {
+					rr.Stop += fmt.Sprintf("; %d targets kept up", mid)
+				} else {
+					rr.Stop += fmt.Sprintf("; %d targets did not keep up either", mid)
+				}
+			}
 			return rr, nil
 		case r.CoreUtil >= cfg.Saturated:
 			rr.Stop = fmt.Sprintf("%d targets: core saturated (%.0f%%)", n, 100*r.CoreUtil)
@@ -110,5 +152,6 @@ func RunRamp(ctx context.Context, cfg RampConfig) (RampResult, error) {
 			rr.Stop = fmt.Sprintf("%d targets: the farm's core saturated (%.0f%%): the scraper's limit is higher", n, 100*r.FarmCoreUtil)
 			return rr, nil
 		}
+		last = n
 	}
 }
