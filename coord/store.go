@@ -28,7 +28,7 @@ func Dial(servers []string, root string, timeout time.Duration) (*Store, error) 
 	cfg := Config{Servers: servers, Root: root}
 	cfg.setDefaults()
 	connected := make(chan struct{}, 1)
-	conn, _, err := zk.Connect(servers, timeout, zk.WithLogger(zkLogger{slog.New(slog.DiscardHandler)}), zk.WithLogInfo(false),
+	conn, _, err := zk.Connect(servers, timeout, zk.WithDialer(dialer(timeout)), zk.WithLogger(zkLogger{slog.New(slog.DiscardHandler)}), zk.WithLogInfo(false),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
 				select {
