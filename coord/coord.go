@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/internal/zkdial"
 	"github.com/shoal-scraper/shoal/ring"
 )
 
@@ -215,7 +216,7 @@ func (c *Coordinator) takeInbox() []zk.Event {
 // scraping), deletes its member node and closes the connection. Run returns
 // only after that; the caller then stops scraping and flushes the sink.
 func (c *Coordinator) Run(ctx context.Context) error {
-	conn, _, err := zk.Connect(c.cfg.Servers, c.cfg.SessionTimeout, zk.WithDialer(dialer(c.cfg.SessionTimeout)),
+	conn, _, err := zk.Connect(c.cfg.Servers, c.cfg.SessionTimeout, zk.WithDialer(zkdial.Dialer(c.cfg.SessionTimeout)),
 		zk.WithEventCallback(c.event), zk.WithLogger(zkLogger{c.log}), zk.WithLogInfo(false))
 	if err != nil {
 		return fmt.Errorf("zookeeper %s: %w", strings.Join(c.cfg.Servers, ","), err)

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/internal/zkdial"
 )
 
 // Store is a short-lived client for the job store and the member list: what
@@ -28,7 +29,7 @@ func Dial(servers []string, root string, timeout time.Duration) (*Store, error) 
 	cfg := Config{Servers: servers, Root: root}
 	cfg.setDefaults()
 	connected := make(chan struct{}, 1)
-	conn, _, err := zk.Connect(servers, timeout, zk.WithDialer(dialer(timeout)), zk.WithLogger(zkLogger{slog.New(slog.DiscardHandler)}), zk.WithLogInfo(false),
+	conn, _, err := zk.Connect(servers, timeout, zk.WithDialer(zkdial.Dialer(timeout)), zk.WithLogger(zkLogger{slog.New(slog.DiscardHandler)}), zk.WithLogInfo(false),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
 				select {

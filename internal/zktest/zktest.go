@@ -53,6 +53,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/shoal-scraper/shoal/internal/zkdial"
 )
 
 // MinSessionTimeout is the shortest session timeout the test servers grant
@@ -237,7 +239,7 @@ func Mode(addr string) (string, error) {
 func Connect(t testing.TB, servers []string, sessionTimeout time.Duration) (*zk.Conn, <-chan zk.Event) {
 	t.Helper()
 	l := &logger{t: t}
-	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithLogger(l))
+	conn, events, err := zk.Connect(servers, sessionTimeout, zk.WithDialer(zkdial.Dialer(sessionTimeout)), zk.WithLogger(l))
 	if err != nil {
 		t.Fatal(err)
 	}

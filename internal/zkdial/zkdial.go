@@ -1,0 +1,62 @@
+// Package zkdial is the dialer every ZooKeeper client of shoal connects
+// with: go-zookeeper's, except that the client waits for the server's
+// answer to its connect request no longer than it waits for any other
+// answer.
+//
+// Why: go-zookeeper waits for that answer (the handshake that resumes or
+// opens a session) for ten receive timeouts, 6.7 session timeouts: 67 s
+// with shoal's default 10 s session. A server that accepts the connection
+// but does not answer keeps the client disconnected all that time, and
+// ZooKeeper 3.8 does that to some of the clients that reconnect while it
+// starts up: in two clean-clone CI runs of 2026-12-03 a restarted
+// standalone server resumed two of three members' sessions at once and
+// left the third unanswered until it dropped the connection as sessionless
+// 10 s later (e2e TestCluster), and left a client of
+// internal/zktest.TestServerRestart connected without a session for the
+// test's 30 s. With every deadline the client sets capped at its receive
+// timeout (two thirds of the session timeout, the time it gives a server to
+// answer a ping), the client gives up on a silent server and tries again,
+// the next server or the same one a second later, in time to resume its
+// session.
+package zkdial
+
+import (
+	"net"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Dialer returns the zk.Dialer for a client whose session timeout is
+// sessionTimeout (zk.WithDialer): net.DialTimeout, with every read and
+// write deadline the client sets on the connection brought within two
+// thirds of sessionTimeout of now. The client's own deadlines other than
+// the handshake's are that long already and stay as they are.
+func Dialer(sessionTimeout time.Duration) zk.Dialer {
+	limit := sessionTimeout * 2 / 3
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := net.DialTimeout(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return cappedConn{Conn: c, limit: limit}, nil
+	}
+}
+
+// cappedConn brings the deadlines set on it within limit of the time they
+// are set. A zero deadline (none) stays zero.
+type cappedConn struct {
+	net.Conn
+	limit time.Duration
+}
+
+func (c cappedConn) cap(t time.Time) time.Time {
+	if lim := time.Now().Add(c.limit); !t.IsZero() && t.After(lim) {
+		return lim
+	}
+	return t
+}
+
+func (c cappedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.cap(t)) }
+func (c cappedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.cap(t)) }
+func (c cappedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.cap(t)) }
