@@ -13,7 +13,7 @@
 // left the third unanswered until it dropped the connection as sessionless
 // 10 s later (e2e TestCluster), and left a client of
 // internal/zktest.TestServerRestart connected without a session for the
-// test's 30 s. With every deadline the client sets capped at its receive
+// test's 30 s. With the handshake's deadlines capped at its receive
 // timeout (two thirds of the session timeout, the time it gives a server to
 // answer a ping), the client gives up on a silent server and tries again,
 // the next server or the same one a second later, in time to resume its
@@ -28,10 +28,12 @@ import (
 )
 
 // Dialer returns the zk.Dialer for a client whose session timeout is
-// sessionTimeout (zk.WithDialer): net.DialTimeout, with every read and
-// write deadline the client sets on the connection brought within two
-// thirds of sessionTimeout of now. The client's own deadlines other than
-// the handshake's are that long already and stay as they are.
+// sessionTimeout (zk.WithDialer): net.DialTimeout, and on each connection
+// the deadlines of the handshake (the connect request and the first read
+// of its answer) brought within two thirds of sessionTimeout of now. Later
+// deadlines are left alone: they follow the session timeout the server
+// granted, which may be longer than the one asked for (a server's minimum
+// is two ticks), and a cap from the asked one could cut its pings short.
 func Dialer(sessionTimeout time.Duration) zk.Dialer {
 	limit := sessionTimeout * 2 / 3
 	return func(network, address string, timeout time.Duration) (net.Conn, error) {
@@ -39,24 +41,38 @@ func Dialer(sessionTimeout time.Duration) zk.Dialer {
 		if err != nil {
 			return nil, err
 		}
-		return cappedConn{Conn: c, limit: limit}, nil
+		return &handshakeConn{Conn: c, limit: limit}, nil
 	}
 }
 
-// cappedConn brings the deadlines set on it within limit of the time they
-// are set. A zero deadline (none) stays zero.
-type cappedConn struct {
+// handshakeConn caps the deadlines set on it at limit from the time they
+// are set, until the first read deadline is cleared: go-zookeeper sets one
+// to read the length of the connect response and clears it once that has
+// come, before its send and receive loops start. Only the goroutine that
+// dials and authenticates sets deadlines until then, and the loops it
+// starts afterwards only read done, so done needs no lock.
+type handshakeConn struct {
 	net.Conn
 	limit time.Duration
+	done  bool
 }
 
-func (c cappedConn) cap(t time.Time) time.Time {
-	if lim := time.Now().Add(c.limit); !t.IsZero() && t.After(lim) {
+func (c *handshakeConn) cap(t time.Time) time.Time {
+	if c.done || t.IsZero() {
+		return t
+	}
+	if lim := time.Now().Add(c.limit); t.After(lim) {
 		return lim
 	}
 	return t
 }
 
-func (c cappedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.cap(t)) }
-func (c cappedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.cap(t)) }
-func (c cappedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.cap(t)) }
+func (c *handshakeConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.cap(t)) }
+func (c *handshakeConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.cap(t)) }
+
+func (c *handshakeConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.done = true
+	}
+	return c.Conn.SetReadDeadline(c.cap(t))
+}

@@ -62,3 +62,42 @@ func waitAccept(t *testing.T, accepted <-chan net.Conn, within time.Duration) ne
 type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
+
+// Only the handshake is capped: once go-zookeeper clears the read deadline
+// it set for the connect response, its deadlines (from the session timeout
+// the server granted) pass unchanged.
+func TestHandshakeOnly(t *testing.T) {
+	rec := &deadlines{}
+	c := &handshakeConn{Conn: rec, limit: time.Second}
+	far := time.Now().Add(time.Hour)
+
+	c.SetWriteDeadline(far)
+	c.SetWriteDeadline(time.Time{})
+	c.SetReadDeadline(far)
+	c.SetReadDeadline(time.Time{}) // the answer's length came: handshake over
+	c.SetReadDeadline(far)
+	c.SetWriteDeadline(far)
+
+	want := []bool{true, false, true, false, false, false} // capped?
+	if len(rec.set) != len(want) {
+		t.Fatalf("%d deadlines set, want %d", len(rec.set), len(want))
+	}
+	for i, d := range rec.set {
+		capped := !d.IsZero() && d.Before(far)
+		if capped != want[i] {
+			t.Errorf("deadline %d: %v, capped %v; want capped %v", i, d, capped, want[i])
+		}
+		if capped && time.Until(d) > time.Second {
+			t.Errorf("deadline %d: %s ahead, beyond the 1s cap", i, time.Until(d))
+		}
+	}
+}
+
+// deadlines is a net.Conn that records the deadlines set on it.
+type deadlines struct {
+	net.Conn
+	set []time.Time
+}
+
+func (d *deadlines) SetReadDeadline(t time.Time) error  { d.set = append(d.set, t); return nil }
+func (d *deadlines) SetWriteDeadline(t time.Time) error { d.set = append(d.set, t); return nil }
