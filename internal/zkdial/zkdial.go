@@ -50,7 +50,8 @@ func Dialer(sessionTimeout time.Duration) zk.Dialer {
 // to read the length of the connect response and clears it once that has
 // come, before its send and receive loops start. Only the goroutine that
 // dials and authenticates sets deadlines until then, and the loops it
-// starts afterwards only read done, so done needs no lock.
+// starts afterwards only read done (the receive loop clears its read
+// deadline after every read), so done needs no lock.
 type handshakeConn struct {
 	net.Conn
 	limit time.Duration
@@ -71,8 +72,8 @@ func (c *handshakeConn) SetDeadline(t time.Time) error      { return c.Conn.SetD
 func (c *handshakeConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.cap(t)) }
 
 func (c *handshakeConn) SetReadDeadline(t time.Time) error {
-	if t.IsZero() {
-		c.done = true
+	if t.IsZero() && !c.done {
+		c.done = true // written once, before the loops that read it start
 	}
 	return c.Conn.SetReadDeadline(c.cap(t))
 }
