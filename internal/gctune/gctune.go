@@ -17,20 +17,25 @@
 // heap costs about 75 ms of CPU, so at the default Spacing (20 s) a low
 // GOGC costs about 0.4 % of a core there.
 //
-// The rule: every Tick, from the bytes allocated over the last Window (or
-// since Run started, if that is shorter) and the live heap of the last
-// collection, the GOGC at which collections come no more often than once
-// per Spacing; clamped to [Min, Max]. It is raised at once and lowered
-// only after Hold ticks in a row wanted less, so a pause in a busy phase
-// does not cause a run of collections. The rate is averaged over more than
-// one tick because a collection itself looks like allocation: after one,
-// each P takes fresh spans, and the runtime counts a span's free slots as
-// allocated when a P takes it (about 1.6 MB at once for shoal at 1000
-// targets): over one 5 s tick that alone would want GOGC 16, over 10 s
-// 11, for one Window after each collection. A longer Window would smooth
-// that more but keep the warm-up's rate in view longer: a fresh process
-// reaches its low GOGC about Window + Hold ticks after its targets warmed
-// up.
+// The rule: every Tick, from the allocation rate and the live heap of the
+// last collection, the GOGC at which collections come no more often than
+// once per Spacing; clamped to [Min, Max]. It is raised at once and
+// lowered only after Hold ticks in a row wanted less, so a pause in a busy
+// phase does not cause a run of collections.
+//
+// The rate is the least of the rates of the ticks in the last Window (or
+// since Run started, if that is shorter), not their mean, because a
+// collection itself looks like allocation: the runtime counts what a P
+// allocated from a span when the span leaves the P's cache, and every
+// collection empties the caches, so the counter jumps by what sat in them
+// (about 1.6 MB at once for shoal at 1000 targets). Over one 5 s tick that
+// alone would want GOGC 16, averaged over 10 s 11: after every collection,
+// and after every lowering that brought one on, GOGC went up again, and
+// two heap profiles taken with gc=1 sent it from 5 to 25. The least
+// ignores one such tick in a Window; a busy phase (targets starting,
+// series churning) is busy in every tick and is seen a Window late. A
+// fresh process starts at Max and reaches its low GOGC about Window + Hold
+// ticks after its targets warmed up.
 package gctune
 
 import (
@@ -46,7 +51,7 @@ import (
 type Config struct {
 	Min, Max int           // GOGC bounds, percent; defaults 5 and 25
 	Spacing  time.Duration // the least time between collections wanted; default 20s
-	Window   time.Duration // the rate is averaged over this (whole Ticks); default 10s
+	Window   time.Duration // the rate is the least of the Ticks in this; default 10s
 	Tick     time.Duration // how often the rate is measured; default 5s
 	Hold     int           // ticks that must want less before GOGC is lowered; default 2
 }
@@ -129,7 +134,10 @@ func (t *Tuner) step() {
 		t.allocs = append(t.allocs[:0], t.allocs[1:]...)
 	}
 	t.allocs = append(t.allocs, alloc)
-	rate := float64(alloc-t.allocs[0]) / (float64(len(t.allocs)-1) * t.cfg.Tick.Seconds())
+	rate := math.Inf(1)
+	for i := 1; i < len(t.allocs); i++ {
+		rate = min(rate, float64(t.allocs[i]-t.allocs[i-1])/t.cfg.Tick.Seconds())
+	}
 	cur := t.Percent()
 	p := t.next(cur, want(rate, live, t.cfg))
 	if p != cur {

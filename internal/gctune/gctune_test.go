@@ -52,15 +52,21 @@ func TestNextHysteresis(t *testing.T) {
 }
 
 // TestRun drives the loop with a scripted allocation counter: GOGC
-// follows the rate over the last Spacing with the hysteresis, and only
-// changes are applied.
+// follows the least rate of the ticks in the last Window, with the
+// hysteresis, and only changes are applied. A one-tick jump of the counter
+// (what a collection does) moves nothing; a busy phase raises GOGC once
+// every tick of the Window is busy.
 func TestRun(t *testing.T) {
 	const mb = 1 << 20
-	// A Window and a Spacing of four ticks: GOGC wanted is the bytes
-	// allocated over the last four ticks as a percentage of the live heap
-	// (100 MB).
+	// A Window and a Spacing of four ticks: GOGC wanted is four times the
+	// least tick's allocation as a percentage of the live heap (100 MB).
 	tu := New(Config{Tick: time.Millisecond, Window: 4 * time.Millisecond, Spacing: 4 * time.Millisecond, Hold: 2})
-	perTick := []uint64{0, 0, 0, 0, 20 * mb} // then nothing
+	perTick := []uint64{
+		0, 0, 0, 0,
+		20 * mb, // a collection's jump: one tick
+		0, 0, 0, 0,
+		5 * mb, 5 * mb, 5 * mb, 5 * mb, // busy: 20 % of the heap per Window
+	} // then nothing
 	var alloc uint64
 	reads := 0
 	tu.read = func() (uint64, uint64) {
@@ -77,10 +83,10 @@ func TestRun(t *testing.T) {
 	done := make(chan struct{})
 	go func() { tu.Run(ctx); close(done) }()
 
-	// Run sets Max first; two quiet ticks lower it to Min; the busy tick
-	// (20 % of the heap) raises it to 20, where it stays while the burst
-	// is within the last four ticks; two ticks after that lower it again.
-	for i, expect := range []set{{25, 0}, {5, 3}, {20, 6}, {5, 11}} {
+	// Run sets Max first; two quiet ticks lower it to Min; the jump at the
+	// 5th tick sets nothing; the 4th busy tick (the 13th) raises it to
+	// 20; two ticks after the busy phase lower it again.
+	for i, expect := range []set{{25, 0}, {5, 3}, {20, 14}, {5, 16}} {
 		select {
 		case got := <-sets:
 			if got != expect {
