@@ -299,12 +299,6 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		// partitioner is that partitioner, and tells the sink each topic's
 		// partition count, by which it groups queued records (rule 3).
 		kgo.RecordPartitioner(partitioner{k}),
-		// The only compression layer: record values are plain protobuf,
-		// batches get zstd with a window spanning the whole batch
-		// (kafka_zstd.go). The codec option is what kgo would use without
-		// WithCompressor (its default is snappy).
-		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
-		kgo.WithCompressor(newBatchCompressor()),
 		kgo.ProducerBatchMaxBytes(batchMax),
 		// The pump gathers each partition's records and hands them over
 		// a batch at a time (rule 3); kgo's own linger only has to keep
@@ -327,6 +321,7 @@ func NewKafka(cfg KafkaConfig, reg prometheus.Registerer, logger *slog.Logger) (
 		// bytes per sample on the wire can be watched.
 		kgo.WithHooks(clientHook{k}),
 	}
+	opts = append(opts, cfg.Compression.kgoOpts()...)
 	if cfg.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
 	}

@@ -35,6 +35,9 @@ type KafkaConfig struct {
 	// RW1 before compression and smaller after zstd, at a lower encode +
 	// compress cost (README, "Which format").
 	Format RecordFormat
+	// Compression is how record batches are compressed. Default Zstd;
+	// ZstdFastest trades bytes at the brokers for CPU here (see its doc).
+	Compression Compression
 	// BufferBytes bounds the memory held by records not yet acknowledged:
 	// those queued in the sink plus those handed to the Kafka client. When
 	// it is full the oldest queued records are dropped. Default 256 MiB,
@@ -109,6 +112,7 @@ func DefaultKafkaConfig() KafkaConfig {
 		ClientID:        DefaultKafkaClientID,
 		Topic:           DefaultKafkaTopic,
 		Format:          DefaultKafkaFormat,
+		Compression:     Zstd,
 		BufferBytes:     DefaultKafkaBufferBytes,
 		MaxRecordBytes:  DefaultKafkaMaxRecordBytes,
 		FlushTimeout:    DefaultKafkaFlushTimeout,
@@ -127,6 +131,9 @@ func (c *KafkaConfig) setDefaults() {
 	}
 	if c.Format == 0 {
 		c.Format = d.Format
+	}
+	if c.Compression == 0 {
+		c.Compression = d.Compression
 	}
 	if c.BufferBytes == 0 {
 		c.BufferBytes = d.BufferBytes
@@ -179,6 +186,9 @@ func (c *KafkaConfig) Validate() error {
 	}
 	if c.Format != RW1 && c.Format != RW2 {
 		errs = append(errs, fmt.Errorf("kafka: invalid record format %s", c.Format))
+	}
+	if c.Compression > NoCompression {
+		errs = append(errs, fmt.Errorf("kafka: invalid compression %s", c.Compression))
 	}
 	if c.MaxRecordBytes < minMaxRecordBytes || c.MaxRecordBytes > maxMaxRecordBytes {
 		errs = append(errs, fmt.Errorf("kafka: max record bytes %d: want %d to %d", c.MaxRecordBytes, minMaxRecordBytes, maxMaxRecordBytes))

@@ -945,6 +945,7 @@ func TestKafkaConfigValidate(t *testing.T) {
 		{"bad topic", func(c *KafkaConfig) { c.Topic = "a/b" }, "not allowed"},
 		{"bad template", func(c *KafkaConfig) { c.TopicTemplate = "x" }, "placeholder"},
 		{"bad format", func(c *KafkaConfig) { c.Format = 9 }, "invalid record format"},
+		{"bad compression", func(c *KafkaConfig) { c.Compression = 9 }, "invalid compression Compression(9)"},
 		{"tiny records", func(c *KafkaConfig) { c.MaxRecordBytes = 10 }, "max record bytes"},
 		{"small buffer", func(c *KafkaConfig) { c.BufferBytes = 1 << 20 }, "at least 4 × max record bytes"},
 		{"negative flush", func(c *KafkaConfig) { c.FlushTimeout = -1 }, "negative flush timeout"},

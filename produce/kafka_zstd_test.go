@@ -2,9 +2,13 @@ package produce
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -12,7 +16,7 @@ import (
 // across the whole batch (kgo's own sees 64 KiB back), and leaves batches
 // for brokers too old for zstd uncompressed.
 func TestBatchCompressor(t *testing.T) {
-	c := newBatchCompressor()
+	c := newBatchCompressor(zstd.SpeedDefault)
 	decode := func(t *testing.T, b []byte) []byte {
 		t.Helper()
 		out, err := kgo.DefaultDecompressor().Decompress(b, kgo.CodecZstd)
@@ -68,4 +72,70 @@ func TestBatchCompressor(t *testing.T) {
 			t.Errorf("codec %v, %q; want the batch uncompressed", codec, out)
 		}
 	})
+}
+
+// Every compression reaches consumers intact, and the level is applied:
+// none puts the records' bytes on the wire, zstd-fastest batches larger
+// than zstd's, both far smaller than none.
+func TestKafkaCompression(t *testing.T) {
+	fleet := fleetScrapes(t, 24)
+	raw := map[Compression]float64{}
+	wire := map[Compression]float64{}
+	for _, comp := range []Compression{Zstd, ZstdFastest, NoCompression} {
+		t.Run(comp.String(), func(t *testing.T) {
+			c := newCluster(t)
+			// A long linger: every scrape is handed over at Close, so each
+			// partition's records make one batch whatever the machine's speed.
+			k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.Compression = comp; c.Linger = time.Hour })
+			byKey := map[string]*Scrape{}
+			for _, f := range fleet {
+				byKey[f[0].Key] = f[0]
+				if err := k.Write(f[0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := k.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			recs := consumeTopic(t, c.ListenAddrs(), testTopic, len(fleet), 10*time.Second)
+			if len(recs) != len(fleet) {
+				t.Fatalf("%d records, want %d", len(recs), len(fleet))
+			}
+			for _, r := range recs {
+				s := byKey[string(r.Key)]
+				if s == nil {
+					t.Fatalf("record of unknown key %q", r.Key)
+				}
+				sameSamples(t, decodeRecord(t, r), s.Samples)
+			}
+			if got := k.counter(t, "batches"); got > 3 {
+				t.Errorf("%v batches for 3 partitions: the test wants one per partition", got)
+			}
+			raw[comp], wire[comp] = k.counter(t, "bytes"), k.counter(t, "compressed")
+		})
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("value bytes %v; on the wire: zstd %v, zstd-fastest %v, none %v", raw[Zstd], wire[Zstd], wire[ZstdFastest], wire[NoCompression])
+	if wire[NoCompression] < raw[NoCompression] {
+		t.Errorf("none: %v bytes on the wire for %v bytes of values", wire[NoCompression], raw[NoCompression])
+	}
+	if wire[Zstd]*5 > raw[Zstd] || wire[ZstdFastest]*5 > raw[ZstdFastest] {
+		t.Errorf("zstd %v, zstd-fastest %v bytes on the wire for %v bytes of values: want a fifth at most", wire[Zstd], wire[ZstdFastest], raw[Zstd])
+	}
+	if wire[ZstdFastest] <= wire[Zstd] {
+		t.Errorf("zstd-fastest %v bytes on the wire, zstd %v: the fastest level compresses as well, so it is not applied", wire[ZstdFastest], wire[Zstd])
+	}
+}
+
+func TestParseCompression(t *testing.T) {
+	for _, c := range []Compression{Zstd, ZstdFastest, NoCompression} {
+		if got, err := ParseCompression(c.String()); err != nil || got != c {
+			t.Errorf("ParseCompression(%q) = %v, %v", c.String(), got, err)
+		}
+	}
+	if _, err := ParseCompression("gzip"); err == nil || !strings.Contains(err.Error(), `"gzip": want zstd, zstd-fastest or none`) {
+		t.Errorf("ParseCompression(gzip): %v", err)
+	}
 }

@@ -188,6 +188,7 @@ type kafkaSinkFlags struct {
 	topic                  string
 	topicTemplate          string
 	format                 string
+	compression            string
 	bufferBytes            bytesFlag
 	maxRecordBytes         int
 	flushTimeout           time.Duration
@@ -201,6 +202,7 @@ func (f *kafkaSinkFlags) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.topic, "kafka.topic", produce.DefaultKafkaTopic, "Topic of every record (unless --kafka.topic-template is set).")
 	fs.StringVar(&f.topicTemplate, "kafka.topic-template", "", "Topic per job, e.g. 'metrics-{{job}}': {{job}} is the only placeholder; characters not allowed in topic names become '_'. Overrides --kafka.topic.")
 	fs.StringVar(&f.format, "kafka.format", produce.DefaultKafkaFormat.String(), "Record value: rw1 (prometheus.WriteRequest) or rw2 (io.prometheus.write.v2.Request).")
+	fs.StringVar(&f.compression, "kafka.compression", produce.Zstd.String(), "Record batch compression: zstd, zstd-fastest (less CPU here, larger batches at the brokers) or none.")
 	f.bufferBytes = produce.DefaultKafkaBufferBytes
 	fs.Var(&f.bufferBytes, "kafka.buffer-bytes", "Memory for records not yet acknowledged (bytes, or with a unit: 256MiB); when full the oldest queued scrapes are dropped and counted.")
 	fs.IntVar(&f.maxRecordBytes, "kafka.max-record-bytes", produce.DefaultKafkaMaxRecordBytes, "Largest record (value + key + headers); larger scrapes are split into several records. Keep it under the topic's max.message.bytes.")
@@ -225,6 +227,9 @@ func (f *kafkaSinkFlags) config(memberID string) (produce.KafkaConfig, error) {
 		return cfg, fmt.Errorf("--kafka.format: %w", err)
 	}
 	cfg.Format = format
+	if cfg.Compression, err = produce.ParseCompression(f.compression); err != nil {
+		return cfg, fmt.Errorf("--kafka.compression: %w", err)
+	}
 	cfg.BufferBytes = int64(f.bufferBytes)
 	cfg.MaxRecordBytes = f.maxRecordBytes
 	cfg.FlushTimeout = f.flushTimeout

@@ -90,16 +90,16 @@ func TestKafkaFlagsDefaults(t *testing.T) {
 	}
 	want := produce.DefaultKafkaConfig()
 	if !equalStrings(c.Brokers, []string{"k1:9092", "k2:9092"}) || c.Topic != want.Topic || c.ClientID != "shoal" ||
-		c.Format != produce.RW2 || c.BufferBytes != 256<<20 || c.MaxRecordBytes != 1_000_000 ||
+		c.Format != produce.RW2 || c.Compression != produce.Zstd || c.BufferBytes != 256<<20 || c.MaxRecordBytes != 1_000_000 ||
 		c.FlushTimeout != 10*time.Second || c.MemberID != "m:9464" || c.TLS != nil || c.SASL != nil || c.TopicTemplate != "" {
 		t.Errorf("config %+v", c)
 	}
 	f = parseRunFlags(t, "--kafka.brokers=k:1", "--kafka.topic-template=metrics-{{job}}", "--kafka.format=rw1",
-		"--kafka.buffer-bytes=64MiB", "--kafka.max-record-bytes=500000", "--kafka.flush-timeout=3s", "--kafka.client-id=x")
+		"--kafka.compression=zstd-fastest", "--kafka.buffer-bytes=64MiB", "--kafka.max-record-bytes=500000", "--kafka.flush-timeout=3s", "--kafka.client-id=x")
 	if c, err = f.kafka.config("m"); err != nil {
 		t.Fatal(err)
 	}
-	if c.TopicTemplate != "metrics-{{job}}" || c.Format != produce.RW1 || c.BufferBytes != 64<<20 ||
+	if c.TopicTemplate != "metrics-{{job}}" || c.Format != produce.RW1 || c.Compression != produce.ZstdFastest || c.BufferBytes != 64<<20 ||
 		c.MaxRecordBytes != 500000 || c.FlushTimeout != 3*time.Second || c.ClientID != "x" {
 		t.Errorf("config %+v", c)
 	}
@@ -120,6 +120,7 @@ func TestKafkaFlagErrors(t *testing.T) {
 		{nil, "needs --kafka.brokers"},
 		{[]string{"--kafka.brokers=k"}, "want host:port"},
 		{[]string{"--kafka.brokers=k:1", "--kafka.format=rw3"}, "parse record format"},
+		{[]string{"--kafka.brokers=k:1", "--kafka.compression=lz4"}, "--kafka.compression: parse compression \"lz4\": want zstd, zstd-fastest or none"},
 		{[]string{"--kafka.brokers=k:1", "--kafka.topic=a/b"}, "not allowed"},
 		{[]string{"--kafka.brokers=k:1", "--kafka.topic-template=m-{{instance}}"}, "placeholder"},
 		{[]string{"--kafka.brokers=k:1", "--kafka.buffer-bytes=1MiB"}, "at least 4 × max record bytes"},
