@@ -52,12 +52,14 @@ import (
 // records a linger puts in one batch; keep the linger below the interval,
 // or consecutive scrapes of one target share a batch too, which flatters.
 //
-// Two value modes, as subtests: "shared" serves the farm's payload as is to
-// every target (all targets expose identical values, rotated through 3
-// variants: flattering, since records of different targets in one batch
-// are then nearly identical), and "distinct" gives every target its own
-// values (each non-0/1 value scaled by a per-target factor), as real hosts
-// have.
+// Two value modes, as subtests: "shared" is one farm for every target,
+// serving the farm's variants of the payload (each finite value v as v+k),
+// each target from its own variant, so targets scraped together differ by
+// small offsets (before 2026-12-03 every target served the same variant
+// at once, which flattered: records of different targets in one batch
+// were then nearly identical); "distinct" gives every target its own
+// values (each non-0/1 value scaled by a per-target factor), as real
+// hosts have.
 func TestKafkaBytesPerSample(t *testing.T) {
 	if os.Getenv("SHOAL_BENCH_KAFKA") != "1" {
 		t.Skip("opt-in: scripts/testenv.sh up kafka; set -a; . .testenv/env; set +a; SHOAL_BENCH_KAFKA=1 go test ./bench -run TestKafkaBytesPerSample -v -timeout 10m")
