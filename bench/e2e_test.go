@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -200,6 +201,10 @@ func TestRampSteps(t *testing.T) {
 			r.Served = 0.9
 			r.SamplesPerSec *= 0.9
 		}
+		if c.Targets == 845 { // works off a backlog from its start
+			r.Served = 1.2
+			r.SamplesPerSec *= 1.2
+		}
 		delete(disturbed, c.Targets)
 		return r, nil
 	}
@@ -217,7 +222,8 @@ func TestRampSteps(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("steps %v, want %v", got, want)
 	}
-	if rr.MaxSustainedTargets != 845 || rr.MaxSustained != 84500 {
+	// 845 served 120 % of its schedule: it sustains its schedule's rate.
+	if rr.MaxSustainedTargets != 845 || math.Abs(rr.MaxSustained-84500) > 1e-6 {
 		t.Errorf("max sustained %.0f samples/s at %d targets, want 84500 at 845", rr.MaxSustained, rr.MaxSustainedTargets)
 	}
 	for _, w := range []string{"1268 targets", "core saturated", "1035 targets did not keep up"} {

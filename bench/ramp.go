@@ -67,7 +67,8 @@ type RampResult struct {
 	// geometric mean of its target count and the last that kept up's.
 	Steps []E2EResult `json:"steps"`
 	// MaxSustained is the highest samples/s of a step that served at least
-	// MinServed of its scrapes; MaxSustainedTargets its target count.
+	// MinServed of its scrapes, counting no more than its scheduled
+	// scrapes' samples; MaxSustainedTargets its target count.
 	MaxSustained        float64 `json:"max_sustained_samples_per_sec"`
 	MaxSustainedTargets int     `json:"max_sustained_targets"`
 	// Stop says why the ramp ended.
@@ -103,8 +104,11 @@ func RunRamp(ctx context.Context, cfg RampConfig) (RampResult, error) {
 				break
 			}
 		}
-		if kept && r.SamplesPerSec > rr.MaxSustained {
-			rr.MaxSustained, rr.MaxSustainedTargets = r.SamplesPerSec, n
+		// A step that served more than its schedule was working off a
+		// backlog from its start (it kept up, with room to spare): what it
+		// sustains is its scheduled rate, not the catch-up's.
+		if sustained := r.SamplesPerSec / max(1, r.Served); kept && sustained > rr.MaxSustained {
+			rr.MaxSustained, rr.MaxSustainedTargets = sustained, n
 		}
 		return r, kept, runs, nil
 	}
