@@ -84,7 +84,8 @@ type E2EConfig struct {
 	NoGzip bool
 	// Faults are injected by the farm (farm.Faults).
 	Faults farm.Faults
-	// Sink is shoal's sink: "discard" (default) or "kafka" (needs Kafka).
+	// Sink is shoal's sink: "discard" (default), "kafka" (needs Kafka) or
+	// "kafka-fastest" (the same with --kafka.compression=zstd-fastest).
 	Sink string
 	// Kafka is the broker shoal's Kafka sink writes to; the bytes per
 	// sample are read from the topic's segment files under LogDir.
@@ -150,6 +151,10 @@ func (c *E2EConfig) setDefaults() {
 	}
 }
 
+// IsKafkaSink reports whether sink is one of the harness's Kafka sinks:
+// "kafka" (shoal's defaults) or "kafka-fastest" (zstd's fastest level).
+func IsKafkaSink(sink string) bool { return sink == "kafka" || sink == "kafka-fastest" }
+
 // Validate reports the first problem with c (after defaults).
 func (c *E2EConfig) Validate() error {
 	switch {
@@ -161,9 +166,9 @@ func (c *E2EConfig) Validate() error {
 		return fmt.Errorf("e2e: interval %s: must be a positive whole number of milliseconds", c.Interval)
 	case len(c.Payload) == 0:
 		return errors.New("e2e: empty payload")
-	case c.Sink != "discard" && c.Sink != "kafka":
-		return fmt.Errorf("e2e: sink %q: want discard or kafka", c.Sink)
-	case c.Sink == "kafka" && (c.Kafka.Broker == "" || c.Kafka.LogDir == ""):
+	case c.Sink != "discard" && !IsKafkaSink(c.Sink):
+		return fmt.Errorf("e2e: sink %q: want discard, kafka or kafka-fastest", c.Sink)
+	case IsKafkaSink(c.Sink) && (c.Kafka.Broker == "" || c.Kafka.LogDir == ""):
 		return errors.New("e2e: the kafka sink needs a broker and its log directory (scripts/testenv.sh up kafka writes them to .testenv/env)")
 	case c.Child == nil:
 		return errors.New("e2e: no Child command")
@@ -395,7 +400,7 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 		r.GCCycles = int64(m["go_gc_duration_seconds_count"] - a.metrics["go_gc_duration_seconds_count"])
 		r.Allocated = int64(m["go_memstats_alloc_bytes_total"] - a.metrics["go_memstats_alloc_bytes_total"])
 	}
-	if cfg.Sink == "kafka" && cfg.Scraper == ScraperShoal {
+	if IsKafkaSink(cfg.Sink) && cfg.Scraper == ScraperShoal {
 		if n := b.kafkaSamples - a.kafkaSamples; n > 0 {
 			r.BytesPerSample = float64(b.kafkaBytes-a.kafkaBytes) / n
 		}
@@ -451,8 +456,15 @@ func startScraper(ctx context.Context, cfg *E2EConfig, dir string, addrs []strin
 		if err := os.WriteFile(file, jobConfig(&Config{Interval: cfg.Interval, Timeout: min(cfg.Interval, 10*time.Second)}, addrs), 0o644); err != nil {
 			return nil, err
 		}
-		args := []string{"run", "--config.file=" + file, "--web.listen-address=" + sp.web, "--log.level=warn", "--sink=" + cfg.Sink, "--config.reload-interval=0"}
-		if cfg.Sink == "kafka" {
+		sink := cfg.Sink
+		if IsKafkaSink(sink) {
+			sink = "kafka"
+		}
+		args := []string{"run", "--config.file=" + file, "--web.listen-address=" + sp.web, "--log.level=warn", "--sink=" + sink, "--config.reload-interval=0"}
+		if cfg.Sink == "kafka-fastest" {
+			args = append(args, "--kafka.compression=zstd-fastest")
+		}
+		if IsKafkaSink(cfg.Sink) {
 			sp.topic = fmt.Sprintf("shoal-bench-%d", time.Now().UnixNano())
 			if err := createTopic(ctx, cfg.Kafka, sp.topic); err != nil {
 				return nil, err

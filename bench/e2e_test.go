@@ -102,13 +102,14 @@ func TestRunRamp(t *testing.T) {
 func TestE2EConfigValidate(t *testing.T) {
 	ok := E2EConfig{Scraper: ScraperShoal, Payload: []byte("a 1\n"), Child: func(string) *exec.Cmd { return nil }, Dir: "/tmp"}
 	for name, mod := range map[string]func(*E2EConfig){
-		"unknown scraper":   func(c *E2EConfig) { c.Scraper = "vmagent" },
-		"kafka, no broker":  func(c *E2EConfig) { c.Sink = "kafka" },
-		"bad sink":          func(c *E2EConfig) { c.Sink = "stdout" },
-		"no child":          func(c *E2EConfig) { c.Child = nil },
-		"sub-ms interval":   func(c *E2EConfig) { c.Interval = 1500 * time.Microsecond },
-		"no payload":        func(c *E2EConfig) { c.Payload = nil },
-		"no work directory": func(c *E2EConfig) { c.Dir = "" },
+		"unknown scraper":          func(c *E2EConfig) { c.Scraper = "vmagent" },
+		"kafka, no broker":         func(c *E2EConfig) { c.Sink = "kafka" },
+		"kafka-fastest, no broker": func(c *E2EConfig) { c.Sink = "kafka-fastest" },
+		"bad sink":                 func(c *E2EConfig) { c.Sink = "stdout" },
+		"no child":                 func(c *E2EConfig) { c.Child = nil },
+		"sub-ms interval":          func(c *E2EConfig) { c.Interval = 1500 * time.Microsecond },
+		"no payload":               func(c *E2EConfig) { c.Payload = nil },
+		"no work directory":        func(c *E2EConfig) { c.Dir = "" },
 	} {
 		c := ok
 		mod(&c)
@@ -121,6 +122,10 @@ func TestE2EConfigValidate(t *testing.T) {
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid config: %v", err)
+	}
+	c.Sink, c.Kafka = "kafka-fastest", KafkaBroker{Broker: "127.0.0.1:9092", LogDir: "/tmp"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("kafka-fastest with a broker: %v", err)
 	}
 }
 

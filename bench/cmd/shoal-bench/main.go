@@ -5,7 +5,7 @@
 // Kafka bytes per sample. `make bench-e2e` runs it with the defaults.
 //
 //	go build -o bin/shoal-bench ./bench/cmd/shoal-bench
-//	bin/shoal-bench -targets=1000 -interval=5s -duration=30s -payload=node -sinks=discard,kafka
+//	bin/shoal-bench -targets=1000 -interval=5s -duration=30s -payload=node -sinks=discard,kafka-fastest,kafka
 //
 // Phases (each can be turned off): the fixed point (every scraper at
 // -targets × -interval, -count times, interleaved so that each repetition
@@ -81,7 +81,7 @@ func main() {
 	var f flags
 	fs := flag.NewFlagSet("shoal-bench", flag.ExitOnError)
 	fs.StringVar(&f.scrapers, "scrapers", strings.Join(bench.Scrapers(), ","), "scrapers to measure: floor, floor-gunzip, shoal, prometheus")
-	fs.StringVar(&f.sinks, "sinks", "discard,kafka", "shoal's sinks at the fixed point: discard, kafka (kafka needs SHOAL_TEST_KAFKA and SHOAL_TEST_KAFKA_LOGDIR; skipped with a note when unset)")
+	fs.StringVar(&f.sinks, "sinks", "discard,kafka-fastest,kafka", "shoal's sinks at the fixed point: discard, kafka, kafka-fastest (--kafka.compression=zstd-fastest); the Kafka sinks need SHOAL_TEST_KAFKA and SHOAL_TEST_KAFKA_LOGDIR and are skipped with a note when unset; -profile profiles the last")
 	fs.StringVar(&f.payload, "payload", "node", "what each target serves: node, prometheus, python, or a file")
 	fs.BoolVar(&f.noGzip, "no-gzip", false, "the farm answers with identity bodies")
 	fs.IntVar(&f.targets, "targets", 1000, "fixed point: targets (0 skips the fixed point)")
@@ -191,9 +191,9 @@ func run(ctx context.Context, f *flags) error {
 	// 1. The fixed point, interleaved repetitions.
 	if f.targets > 0 {
 		sinks := splitList(f.sinks)
-		if slices.Contains(sinks, "kafka") && kafka.Broker == "" {
-			sinks = slices.DeleteFunc(sinks, func(s string) bool { return s == "kafka" })
-			res.Notes = append(res.Notes, "kafka sink skipped: SHOAL_TEST_KAFKA is not set (scripts/testenv.sh up kafka; set -a; . .testenv/env)")
+		if slices.ContainsFunc(sinks, bench.IsKafkaSink) && kafka.Broker == "" {
+			sinks = slices.DeleteFunc(sinks, bench.IsKafkaSink)
+			res.Notes = append(res.Notes, "kafka sinks skipped: SHOAL_TEST_KAFKA is not set (scripts/testenv.sh up kafka; set -a; . .testenv/env)")
 			logf("%s", res.Notes[len(res.Notes)-1])
 		}
 		for rep := range f.count {
