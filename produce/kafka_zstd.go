@@ -89,9 +89,10 @@ func (c Compression) kgoOpts() []kgo.Opt {
 // node_exporter scrapes of different hosts costs 3.3 B/sample instead of
 // 4.9 (BenchmarkBatchZstd), and the sink as a whole takes a quarter less
 // CPU (BenchmarkKafkaSink: longer matches, fewer sequences to code).
-// SpeedFastest would save about a quarter of zstd's time for 9% more
-// bytes; SpeedBetterCompression and SpeedBestCompression came out larger
-// than the default on these batches, and slower.
+// The level is SpeedDefault, or SpeedFastest with ZstdFastest (see
+// Compression for what each costs); SpeedBetterCompression and
+// SpeedBestCompression came out larger than the default on these batches,
+// and slower, so they are not offered.
 //
 // The frame has no content checksum: the record batch's CRC-32C already
 // covers the compressed bytes, and Kafka's Java producer writes none
