@@ -84,9 +84,15 @@ func TestKafkaCompression(t *testing.T) {
 	for _, comp := range []Compression{Zstd, ZstdFastest, NoCompression} {
 		t.Run(comp.String(), func(t *testing.T) {
 			c := newCluster(t)
-			// A long linger: every scrape is handed over at Close, so each
-			// partition's records make one batch whatever the machine's speed.
-			k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.Compression = comp; c.Linger = time.Hour })
+			// Long lingers, the sink's and kgo's: every scrape is handed
+			// over at Close and kgo holds each partition's records until
+			// Close flushes them, so each partition's records make one batch
+			// however slow the machine (under -race kgo's own 10 ms linger
+			// split one).
+			k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) {
+				c.Compression, c.Linger = comp, time.Hour
+				c.ClientOpts = append(c.ClientOpts, kgo.ProducerLinger(time.Minute))
+			})
 			byKey := map[string]*Scrape{}
 			for _, f := range fleet {
 				byKey[f[0].Key] = f[0]
