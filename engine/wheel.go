@@ -127,7 +127,9 @@ type wheelEntry[T any] struct {
 // # Clock
 //
 // The wheel reads the wall clock through time.Now and sleeps on a
-// time.Timer. It takes no injected clock, contrary to STYLE 9:
+// time.Timer, or in the engine on a timerfd read through the network
+// poller (newPollTimer: a collection on a single P then delays it less).
+// It takes no injected clock, contrary to STYLE 9:
 // testing/synctest fakes both time.Now and timers inside its bubble, so the
 // tests get deterministic time without one. Due times are wall-clock unix
 // nanoseconds, because phases are pinned to wall-clock multiples of the
@@ -153,6 +155,9 @@ type wheel[T any] struct {
 	tick int64         // ns per tick, > 0
 	mask int64         // len(slots)-1; len(slots) is a power of two
 	wake chan struct{} // capacity 1: schedule tells run "an earlier tick is now non-empty"
+	// newTimer makes what run sleeps on: a runtime timer unless the owner
+	// sets it before run (the engine: newPollTimer; see there why).
+	newTimer func() wheelTimer
 
 	// batch holds the due entries of the slot being fired. Only the goroutine
 	// inside advance uses it, and advance is never run concurrently with
@@ -194,6 +199,7 @@ func newWheel[T any](tick time.Duration, slots int) *wheel[T] {
 		tick:     int64(tick),
 		mask:     int64(slots - 1),
 		wake:     make(chan struct{}, 1),
+		newTimer: newGoTimer,
 		slots:    make([][]wheelEntry[T], slots),
 		nonEmpty: make([]uint64, (slots+63)/64),
 		wakeAt:   math.MaxInt64,
@@ -248,9 +254,8 @@ func (w *wheel[T]) len() int {
 // at a time and a slow fire makes everything after it late. fire may call
 // schedule.
 func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (next int64)) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	timer := w.newTimer()
+	defer timer.stop()
 	for {
 		if ctx.Err() != nil {
 			return
@@ -268,14 +273,12 @@ func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (n
 		if d <= 0 { // fell behind while firing: go again without sleeping
 			continue
 		}
-		// Since Go 1.23, Reset discards a value the timer may have sent
-		// before, so the timer needs no draining after the wake case.
-		timer.Reset(d)
+		timer.reset(d)
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
-		case <-timer.C:
+		case <-timer.C():
 		}
 	}
 }
