@@ -191,7 +191,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		wheel: newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
 		jobs:  make(map[string]*job),
 	}
-	e.wheel.newTimer = newPollTimer
+	e.wheel.newPoll = newPollTimer
 	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle)
 	m, err := newMetrics(e, reg)
 	if err != nil {

@@ -127,8 +127,9 @@ type wheelEntry[T any] struct {
 // # Clock
 //
 // The wheel reads the wall clock through time.Now and sleeps on a
-// time.Timer, or in the engine on a timerfd read through the network
-// poller (newPollTimer: a collection on a single P then delays it less).
+// time.Timer and, in the engine, also on a timerfd read through the
+// network poller (newPollTimer: a collection on a single P then delays it
+// less).
 // It takes no injected clock, contrary to STYLE 9:
 // testing/synctest fakes both time.Now and timers inside its bubble, so the
 // tests get deterministic time without one. Due times are wall-clock unix
@@ -155,9 +156,11 @@ type wheel[T any] struct {
 	tick int64         // ns per tick, > 0
 	mask int64         // len(slots)-1; len(slots) is a power of two
 	wake chan struct{} // capacity 1: schedule tells run "an earlier tick is now non-empty"
-	// newTimer makes what run sleeps on: a runtime timer unless the owner
-	// sets it before run (the engine: newPollTimer; see there why).
-	newTimer func() wheelTimer
+	// newPoll, if set before run (the engine sets newPollTimer; see there
+	// why), makes a second timer run sleeps on besides a runtime timer. It
+	// may return nil. Unset in the wheel's tests: testing/synctest fakes
+	// runtime timers, not file descriptors.
+	newPoll func() wheelTimer
 
 	// batch holds the due entries of the slot being fired. Only the goroutine
 	// inside advance uses it, and advance is never run concurrently with
@@ -199,7 +202,6 @@ func newWheel[T any](tick time.Duration, slots int) *wheel[T] {
 		tick:     int64(tick),
 		mask:     int64(slots - 1),
 		wake:     make(chan struct{}, 1),
-		newTimer: newGoTimer,
 		slots:    make([][]wheelEntry[T], slots),
 		nonEmpty: make([]uint64, (slots+63)/64),
 		wakeAt:   math.MaxInt64,
@@ -254,8 +256,21 @@ func (w *wheel[T]) len() int {
 // at a time and a slow fire makes everything after it late. fire may call
 // schedule.
 func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (next int64)) {
-	timer := w.newTimer()
+	// Two timers armed alike; whichever fires first wakes run (the other's
+	// expiry then comes early, which run tolerates). The runtime timer is
+	// the scheduler's own: checked at every scheduling point, and the
+	// goroutine it wakes runs next. The poller's (see newPollTimer) is
+	// what an idle mark worker yields to, and it is finer.
+	timer := newGoTimer()
 	defer timer.stop()
+	var poll wheelTimer
+	var pollC <-chan time.Time // nil, never ready, without a poller's timer
+	if w.newPoll != nil {
+		if poll = w.newPoll(); poll != nil {
+			defer poll.stop()
+			pollC = poll.C()
+		}
+	}
 	for {
 		if ctx.Err() != nil {
 			return
@@ -274,11 +289,15 @@ func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (n
 			continue
 		}
 		timer.reset(d)
+		if poll != nil {
+			poll.reset(d)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
 		case <-timer.C():
+		case <-pollC:
 		}
 	}
 }
