@@ -129,8 +129,7 @@ type wheelEntry[T any] struct {
 // The wheel reads the wall clock through time.Now and sleeps on a
 // time.Timer and, in the engine, also on a timerfd read through the
 // network poller (newPollTimer: a collection on a single P then delays it
-// less).
-// It takes no injected clock, contrary to STYLE 9:
+// less). It takes no injected clock, contrary to STYLE 9:
 // testing/synctest fakes both time.Now and timers inside its bubble, so the
 // tests get deterministic time without one. Due times are wall-clock unix
 // nanoseconds, because phases are pinned to wall-clock multiples of the
@@ -261,8 +260,9 @@ func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (n
 	// the scheduler's own: checked at every scheduling point, and the
 	// goroutine it wakes runs next. The poller's (see newPollTimer) is
 	// what an idle mark worker yields to, and it is finer.
-	timer := newGoTimer()
-	defer timer.stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	var poll wheelTimer
 	var pollC <-chan time.Time // nil, never ready, without a poller's timer
 	if w.newPoll != nil {
@@ -288,7 +288,9 @@ func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (n
 		if d <= 0 { // fell behind while firing: go again without sleeping
 			continue
 		}
-		timer.reset(d)
+		// Since Go 1.23, Reset discards a value the timer may have sent
+		// before, so the timer needs no draining after the other cases.
+		timer.Reset(d)
 		if poll != nil {
 			poll.reset(d)
 		}
@@ -296,7 +298,7 @@ func (w *wheel[T]) run(ctx context.Context, fire func(item T, due, now int64) (n
 		case <-ctx.Done():
 			return
 		case <-w.wake:
-		case <-timer.C():
+		case <-timer.C:
 		case <-pollC:
 		}
 	}
