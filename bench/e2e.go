@@ -456,20 +456,18 @@ func startScraper(ctx context.Context, cfg *E2EConfig, dir string, addrs []strin
 		if err := os.WriteFile(file, jobConfig(&Config{Interval: cfg.Interval, Timeout: min(cfg.Interval, 10*time.Second)}, addrs), 0o644); err != nil {
 			return nil, err
 		}
-		sink := cfg.Sink
-		if IsKafkaSink(sink) {
-			sink = "kafka"
-		}
-		args := []string{"run", "--config.file=" + file, "--web.listen-address=" + sp.web, "--log.level=warn", "--sink=" + sink, "--config.reload-interval=0"}
-		if cfg.Sink == "kafka-fastest" {
-			args = append(args, "--kafka.compression=zstd-fastest")
-		}
-		if IsKafkaSink(cfg.Sink) {
+		args := []string{"run", "--config.file=" + file, "--web.listen-address=" + sp.web, "--log.level=warn", "--config.reload-interval=0"}
+		if !IsKafkaSink(cfg.Sink) {
+			args = append(args, "--sink="+cfg.Sink)
+		} else {
 			sp.topic = fmt.Sprintf("shoal-bench-%d", time.Now().UnixNano())
 			if err := createTopic(ctx, cfg.Kafka, sp.topic); err != nil {
 				return nil, err
 			}
-			args = append(args, "--kafka.brokers="+cfg.Kafka.Broker, "--kafka.topic="+sp.topic)
+			args = append(args, "--sink=kafka", "--kafka.brokers="+cfg.Kafka.Broker, "--kafka.topic="+sp.topic)
+			if cfg.Sink == "kafka-fastest" {
+				args = append(args, "--kafka.compression=zstd-fastest")
+			}
 		}
 		cmd = exec.Command(cfg.ShoalBinary, args...)
 	case ScraperPrometheus:
