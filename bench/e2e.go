@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -207,6 +208,11 @@ type E2EResult struct {
 	// FarmCoreUtil is the farm's share of its core: near 1 means the farm,
 	// not the scraper, was the bottleneck.
 	FarmCoreUtil float64 `json:"farm_core_util"`
+	// Steal is the share of the window the hypervisor kept the scraper's
+	// core (the mean core, when the scraper is not pinned) from running
+	// although it had work (/proc/stat). On a shared virtual machine a
+	// window with much of it measured the neighbours too: lateness most.
+	Steal float64 `json:"steal"`
 
 	// Scrape-start lateness quantiles in ms (shoal only; -1 otherwise),
 	// from shoal_scrape_start_lateness_seconds over the window.
@@ -244,8 +250,8 @@ func (r E2EResult) String() string {
 	if r.Scraper == ScraperShoal {
 		name += "/" + r.Sink
 	}
-	s := fmt.Sprintf("%-18s targets=%-6d interval=%-4s served=%6.2f%% samples/s=%-8.0f cpu/sample=%.3fµs core=%3.0f%% rss/target=%.1fKB farm-core=%3.0f%%",
-		name, r.Targets, r.Interval, 100*r.Served, r.SamplesPerSec, r.CPUPerSample, 100*r.CoreUtil, r.RSSPerTarget/1e3, 100*r.FarmCoreUtil)
+	s := fmt.Sprintf("%-18s targets=%-6d interval=%-4s served=%6.2f%% samples/s=%-8.0f cpu/sample=%.3fµs core=%3.0f%% rss/target=%.1fKB farm-core=%3.0f%% steal=%.1f%%",
+		name, r.Targets, r.Interval, 100*r.Served, r.SamplesPerSec, r.CPUPerSample, 100*r.CoreUtil, r.RSSPerTarget/1e3, 100*r.FarmCoreUtil, 100*r.Steal)
 	if r.LatenessP99 >= 0 {
 		s += fmt.Sprintf(" late p50=%.3fms p99=%.3fms", r.LatenessP50, r.LatenessP99)
 	}
@@ -323,14 +329,14 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 			prof <- fetchTo(ctx, cfg.CPUProfile, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", sc.web, int(cfg.Duration.Seconds())))
 		}()
 	}
-	a, err := e2eSnapshot(ctx, fs, sc)
+	a, err := e2eSnapshot(ctx, fs, sc, cfg.ScraperCPU)
 	if err != nil {
 		return E2EResult{}, err
 	}
 	if err := sleep(ctx, cfg.Duration); err != nil {
 		return E2EResult{}, err
 	}
-	b, err := e2eSnapshot(ctx, fs, sc)
+	b, err := e2eSnapshot(ctx, fs, sc, cfg.ScraperCPU)
 	if err != nil {
 		return E2EResult{}, err
 	}
@@ -360,6 +366,7 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 	}
 	r.CoreUtil = r.CPU.Seconds() / r.Window.Seconds()
 	r.FarmCoreUtil = (b.farmCPU - a.farmCPU).Seconds() / r.Window.Seconds()
+	r.Steal = (b.steal - a.steal).Seconds() / r.Window.Seconds()
 	r.RSSPerTarget = float64(r.RSS) / float64(cfg.Targets)
 	if late := b.late.sub(a.late); late.count > 0 {
 		r.LatenessP50 = late.quantile(0.5) * 1e3
@@ -700,19 +707,28 @@ type e2eSnap struct {
 	at                       time.Time
 	farm                     []farm.Stats
 	farmCPU, cpu             time.Duration
+	steal                    time.Duration // of the scraper's core (mean over cores when not pinned)
 	rss                      int64
 	late                     histogram
 	kafkaSamples, kafkaBytes float64
 	metrics                  map[string]float64 // shoal's counters and gauges
 }
 
-func e2eSnapshot(ctx context.Context, fs *farms, sp *scraperProc) (e2eSnap, error) {
+// e2eSnapshot reads the farm's counters and the scraper's figures; core is
+// the scraper's core (< 0: not pinned), whose steal it reads.
+func e2eSnapshot(ctx context.Context, fs *farms, sp *scraperProc, core int) (e2eSnap, error) {
 	var s e2eSnap
 	var err error
 	if s.farm, s.farmCPU, err = fs.stats(); err != nil {
 		return s, err
 	}
 	s.at = time.Now()
+	if s.steal, err = proc.Steal(core); err != nil {
+		return s, fmt.Errorf("e2e: %w", err)
+	}
+	if core < 0 {
+		s.steal /= time.Duration(runtime.NumCPU())
+	}
 	pid := sp.cmd.Process.Pid
 	if s.cpu, err = proc.PidCPU(pid); err != nil {
 		return s, fmt.Errorf("e2e: %s: %w", sp.kind, err)

@@ -76,3 +76,37 @@ func HostCPU() (busy, total uint64, err error) {
 	}
 	return busy, total, nil
 }
+
+// Steal returns the time the hypervisor has kept core cpu from running
+// while it had work (the steal field of its line in /proc/stat), so far;
+// cpu < 0 means the sum over all cores. On a shared virtual machine a
+// window with much steal measures the host's neighbours as much as the
+// scraper: its lateness above all (a stolen core runs nothing, timers
+// included), and its CPU per sample (caches refilled after every theft).
+// Zero where the kernel does not account steal (bare metal).
+func Steal(cpu int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	want := "cpu"
+	if cpu >= 0 {
+		want += strconv.Itoa(cpu)
+	}
+	for line := range bytes.Lines(b) {
+		f := bytes.Fields(line)
+		if len(f) == 0 || string(f[0]) != want {
+			continue
+		}
+		// user nice system idle iowait irq softirq steal ...
+		if len(f) < 9 {
+			return 0, nil // a kernel too old to account steal
+		}
+		v, err := strconv.ParseUint(string(f[8]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %s: %w", want, err)
+		}
+		return time.Duration(v) * (time.Second / userHZ), nil
+	}
+	return 0, fmt.Errorf("/proc/stat: no line for %s", want)
+}

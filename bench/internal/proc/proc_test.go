@@ -30,6 +30,17 @@ func TestReadings(t *testing.T) {
 	if err != nil || busy == 0 || busy > total {
 		t.Errorf("HostCPU = %d busy of %d, %v", busy, total, err)
 	}
+	all, err := Steal(-1)
+	if err != nil {
+		t.Fatalf("Steal(-1): %v", err)
+	}
+	core0, err := Steal(0)
+	if err != nil || core0 > all || all > time.Duration(total)*(time.Second/userHZ) {
+		t.Errorf("Steal(0) = %s, %v; Steal(-1) = %s; want no more than all cores' steal, and that no more than their time", core0, err, all)
+	}
+	if _, err := Steal(1 << 20); err == nil {
+		t.Error("Steal of a core that does not exist: no error")
+	}
 }
 
 // TestPid: the /proc/PID readers agree with this process's own view.
