@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,6 +80,45 @@ func TestBatchCompressor(t *testing.T) {
 // Every compression reaches consumers intact, and the level is applied:
 // none puts the records' bytes on the wire, zstd-fastest batches larger
 // than zstd's, both far smaller than none.
+// On one P the compressor lets other goroutines run between blocks: the
+// timing wheel, whose timers fall due while a batch is compressed, must
+// not wait for the whole batch (3 to 6 ms at the default level; the
+// runtime preempts only after 10 ms). A goroutine that yields whenever it
+// runs counts its turns during one Compress of a full batch: it gets one
+// per block boundary.
+func TestBatchCompressorYields(t *testing.T) {
+	var src []byte
+	enc := NewEncoder(RW2)
+	for _, f := range fleetScrapes(t, 40) {
+		src = enc.Append(src, f[0])
+	}
+	c := newBatchCompressor(zstd.SpeedDefault)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var turns atomic.Int64
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			turns.Add(1)
+			runtime.Gosched()
+		}
+	}()
+	runtime.Gosched() // the counter starts
+	before := turns.Load()
+	var dst bytes.Buffer
+	_, codec := c.Compress(&dst, src)
+	got := turns.Load() - before
+	stop.Store(true)
+	<-done
+	if codec != kgo.CodecZstd {
+		t.Fatalf("codec %v, want zstd", codec)
+	}
+	if want := int64(len(src) / compressChunk); got < want {
+		t.Errorf("another goroutine ran %d times while a %d-byte batch was compressed on one P, want at least %d (once per %d-byte block)", got, len(src), want, compressChunk)
+	}
+}
+
 func TestKafkaCompression(t *testing.T) {
 	fleet := fleetScrapes(t, 24)
 	raw := map[Compression]float64{}
@@ -143,5 +185,83 @@ func TestParseCompression(t *testing.T) {
 	}
 	if _, err := ParseCompression("gzip"); err == nil || !strings.Contains(err.Error(), `"gzip": want zstd, zstd-fastest or none`) {
 		t.Errorf("ParseCompression(gzip): %v", err)
+	}
+}
+
+// BenchmarkCompressYield measures what compressing batches does to a timer
+// due meanwhile on one P, as the timing wheel's are: a goroutine sleeps
+// 200 µs at a time and records how late it wakes, while the benchmark
+// compresses full batches (40 node_exporter scrapes of different hosts,
+// rw2, about 1 MB) at the default level.
+//
+//   - comp=encodeall: EncodeAll over the whole batch, as the sink did
+//     before its compressor yielded between blocks.
+//   - comp=sink: the sink's batchCompressor.
+//
+// late-p99-ms and late-max-ms are the timer's lateness: on one P, the
+// longest stretches the compressor kept the P. zB/sample shows that both
+// make the same batch.
+//
+//	go test ./produce -run '^$' -bench BenchmarkCompressYield -count 5 | tee yield.txt
+//	benchstat -col /comp yield.txt
+func BenchmarkCompressYield(b *testing.B) {
+	var src []byte
+	enc := NewEncoder(RW2)
+	fleet := fleetScrapes(b, 40)
+	for _, f := range fleet {
+		src = enc.Append(src, f[0])
+	}
+	samples := float64(len(fleet) * len(fleet[0][0].Samples))
+	zw, err := zstd.NewWriter(nil, zstd.WithWindowSize(zstdWindow), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer zw.Close()
+	sink := newBatchCompressor(zstd.SpeedDefault)
+	comps := []struct {
+		name     string
+		compress func(dst *bytes.Buffer) []byte
+	}{
+		{"encodeall", func(dst *bytes.Buffer) []byte { return zw.EncodeAll(src, dst.Bytes()[:0]) }},
+		{"sink", func(dst *bytes.Buffer) []byte { out, _ := sink.Compress(dst, src); return out }},
+	}
+	for _, c := range comps {
+		b.Run("comp="+c.name, func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			const tick = 200 * time.Microsecond
+			lates := make([]time.Duration, 0, 1<<16)
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					t0 := time.Now()
+					time.Sleep(tick)
+					if len(lates) < cap(lates) {
+						lates = append(lates, time.Since(t0)-tick)
+					}
+				}
+			}()
+			var dst bytes.Buffer
+			var out []byte
+			for b.Loop() {
+				out = c.compress(&dst)
+			}
+			close(stop)
+			<-done
+			slices.Sort(lates)
+			if len(lates) > 0 {
+				b.ReportMetric(float64(lates[len(lates)*99/100].Microseconds())/1e3, "late-p99-ms")
+				b.ReportMetric(float64(lates[len(lates)-1].Microseconds())/1e3, "late-max-ms")
+			}
+			b.ReportMetric(float64(len(out))/samples, "zB/sample")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/samples, "ns/sample")
+		})
 	}
 }
