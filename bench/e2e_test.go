@@ -222,19 +222,29 @@ func TestRampSteps(t *testing.T) {
 		got = append(got, s.Targets)
 	}
 	// 1268 fails with its core full: not run again. 1035 =
-	// round(√(845·1268)) fails with room on its core: run again.
-	want := []int{250, 375, 375, 563, 845, 1268, 1035, 1035}
+	// round(√(845·1268)) fails with room on its core: run again. 1035
+	// is more than 1.15 times 845: 935 = round(√(845·1035)) keeps up,
+	// and 1035 is less than 1.15 times 935, which ends the ramp.
+	want := []int{250, 375, 375, 563, 845, 1268, 1035, 1035, 935}
 	if !slices.Equal(got, want) {
 		t.Fatalf("steps %v, want %v", got, want)
 	}
-	// 845 served 120 % of its schedule: it sustains its schedule's rate.
-	if rr.MaxSustainedTargets != 845 || math.Abs(rr.MaxSustained-84500) > 1e-6 {
-		t.Errorf("max sustained %.0f samples/s at %d targets, want 84500 at 845", rr.MaxSustained, rr.MaxSustainedTargets)
+	if rr.MaxSustainedTargets != 935 || math.Abs(rr.MaxSustained-93500) > 1e-6 {
+		t.Errorf("max sustained %.0f samples/s at %d targets, want 93500 at 935", rr.MaxSustained, rr.MaxSustainedTargets)
 	}
-	for _, w := range []string{"1268 targets", "core saturated", "1035 targets did not keep up"} {
+	for _, w := range []string{"1268 targets", "core saturated", "1035 targets did not keep up", "935 targets kept up"} {
 		if !strings.Contains(rr.Stop, w) {
 			t.Errorf("stop %q does not say %q", rr.Stop, w)
 		}
+	}
+	// 845 served 120 % of its schedule: it sustains its schedule's rate,
+	// 84 500 samples/s, not the catch-up's 101 400 (which would beat 935).
+	rr2, err := RunRamp(t.Context(), RampConfig{Start: 250, Factor: 1.5, Precision: 2, run: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr2.MaxSustainedTargets != 845 || math.Abs(rr2.MaxSustained-84500) > 1e-6 {
+		t.Errorf("Precision 2: max sustained %.0f samples/s at %d targets, want 84500 at 845", rr2.MaxSustained, rr2.MaxSustainedTargets)
 	}
 	if strings.Contains(rr.Stop, "twice") {
 		t.Errorf("stop %q: the saturated step ran once", rr.Stop)

@@ -10,8 +10,9 @@ import (
 // fresh RunE2E, until the scraper stops keeping up: fewer than MinServed of
 // the scheduled scrapes served, or its core saturated. The largest
 // samples/s of a step that kept up is the scraper's maximum sustained rate
-// on one core. Where a step fails, one more step halfway (geometrically)
-// between it and the last that kept up narrows the maximum down.
+// on one core. Where a step fails, steps halfway (geometrically) between
+// the last that kept up and the first that did not narrow the maximum
+// down, until they are at most Precision apart.
 type RampConfig struct {
 	// Base is every step's configuration but Targets. Its Interval
 	// defaults to 1s, and its Duration to 6s here.
@@ -27,6 +28,10 @@ type RampConfig struct {
 	// Saturated the core share at which the scraper's core counts as full
 	// (default 0.95).
 	MinServed, Saturated float64
+	// Precision is how far apart (a ratio of target counts) the last
+	// step that kept up and the first that did not may be when the ramp
+	// ends (default 1.15: with Factor 1.5, two steps between them).
+	Precision float64
 
 	// run measures one step; RunE2E unless a test sets it.
 	run func(context.Context, E2EConfig) (E2EResult, error)
@@ -54,6 +59,9 @@ func (c *RampConfig) setDefaults() {
 	if c.Saturated == 0 {
 		c.Saturated = saturatedCore
 	}
+	if c.Precision <= 1 {
+		c.Precision = 1.15
+	}
 	if c.run == nil {
 		c.run = RunE2E
 	}
@@ -63,8 +71,9 @@ func (c *RampConfig) setDefaults() {
 type RampResult struct {
 	Scraper string `json:"scraper"`
 	// Steps in the order run; a step that failed and was run again
-	// appears twice. After the first step that failed comes one at the
-	// geometric mean of its target count and the last that kept up's.
+	// appears twice. After the first step that failed come steps at the
+	// geometric mean of the closest target counts that kept up and that
+	// did not, until those are at most Precision apart.
 	Steps []E2EResult `json:"steps"`
 	// MaxSustained is the highest samples/s of a step that served at least
 	// MinServed of its scrapes, counting no more than its scheduled
@@ -135,17 +144,24 @@ func RunRamp(ctx context.Context, cfg RampConfig) (RampResult, error) {
 				rr.Stop += ", twice"
 			}
 			// The true limit lies between the last step that kept up
-			// and this one, up to Factor apart: one step at their
-			// geometric mean halves that uncertainty.
-			if mid := int(math.Round(math.Sqrt(float64(last) * float64(n)))); last > 0 && mid > last && mid < n {
+			// and this one, up to Factor apart: each step at their
+			// geometric mean halves that uncertainty. A single grid step
+			// of 1.5 left a fifth of the maximum unmeasured.
+			for lo, hi := last, n; lo > 0 && float64(hi) > cfg.Precision*float64(lo); {
+				mid := int(math.Round(math.Sqrt(float64(lo) * float64(hi))))
+				if mid <= lo || mid >= hi {
+					break
+				}
 				_, midKept, _, err := step(mid)
 				if err != nil {
 					return rr, err
 				}
 				if midKept {
 					rr.Stop += fmt.Sprintf("; %d targets kept up", mid)
+					lo = mid
 				} else {
 					rr.Stop += fmt.Sprintf("; %d targets did not keep up either", mid)
+					hi = mid
 				}
 			}
 			return rr, nil

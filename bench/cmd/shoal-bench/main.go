@@ -65,7 +65,7 @@ type flags struct {
 	latInterval, latDuration                   time.Duration
 	ramp                                       bool
 	rampStart, rampMax                         int
-	rampFactor                                 float64
+	rampFactor, rampPrecision                  float64
 	rampDuration                               time.Duration
 	profile, noGzip                            bool
 	scraperCPU, farmCPU                        int
@@ -96,6 +96,7 @@ func main() {
 	fs.IntVar(&f.rampStart, "ramp.start", 375, "ramp: first step's targets")
 	fs.Float64Var(&f.rampFactor, "ramp.factor", 1.5, "ramp: growth per step")
 	fs.IntVar(&f.rampMax, "ramp.max", 10000, "ramp: most targets")
+	fs.Float64Var(&f.rampPrecision, "ramp.precision", 1.15, "ramp: after a step fails, steps in between until the closest that kept up and that did not are at most this ratio apart")
 	fs.DurationVar(&f.rampDuration, "ramp.duration", 5*time.Second, "ramp: window per step")
 	fs.Float64Var(&f.faultErrors, "faults.errors", 0, "fraction of scrapes the farm answers with 500")
 	fs.Float64Var(&f.faultResets, "faults.resets", 0, "fraction of scrapes the farm answers by closing the connection")
@@ -263,7 +264,7 @@ func run(ctx context.Context, f *flags) error {
 		for _, s := range scrapers {
 			c := base
 			c.Scraper, c.Sink, c.Duration = s, "discard", f.rampDuration
-			rr, err := bench.RunRamp(ctx, bench.RampConfig{Base: c, Start: f.rampStart, Factor: f.rampFactor, MaxTargets: f.rampMax})
+			rr, err := bench.RunRamp(ctx, bench.RampConfig{Base: c, Start: f.rampStart, Factor: f.rampFactor, MaxTargets: f.rampMax, Precision: f.rampPrecision})
 			if err != nil {
 				return err
 			}
