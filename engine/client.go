@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -253,6 +254,23 @@ func (c *httpClient) fetch(cs *conns, url string, timeout time.Duration, deadlin
 type gunzipper struct {
 	zr *gzip.Reader
 	br bytes.Reader
+	yr yieldReader
+}
+
+// yieldReader reads r and yields the processor after every yieldBytes it
+// has returned (see yieldBytes).
+type yieldReader struct {
+	r     io.Reader
+	since int
+}
+
+func (y *yieldReader) Read(p []byte) (int, error) {
+	n, err := y.r.Read(p)
+	if y.since += n; y.since >= yieldBytes {
+		y.since -= yieldBytes // once per yieldBytes of output, however the reads fall
+		runtime.Gosched()
+	}
+	return n, err
 }
 
 // gunzip decompresses body into a pooled buffer, enforcing the body limit on
@@ -264,6 +282,7 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	}
 	defer func() {
 		g.br.Reset(nil)
+		g.yr = yieldReader{}
 		c.gzipReader.Put(g)
 	}()
 	g.br.Reset(body)
@@ -286,9 +305,10 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	if sizeHint > 0 {
 		buf.Grow(sizeHint + sizeHint/8)
 	}
-	var src io.Reader = g.zr
+	g.yr = yieldReader{r: g.zr}
+	var src io.Reader = &g.yr
 	if c.limit > 0 {
-		src = &limitedReader{r: g.zr, n: c.limit + 1}
+		src = &limitedReader{r: &g.yr, n: c.limit + 1}
 	}
 	if _, err := buf.ReadFrom(src); err != nil {
 		return fmt.Errorf("decompressing gzip body: %w", err)

@@ -114,7 +114,9 @@ func TestBatchCompressorYields(t *testing.T) {
 	if codec != kgo.CodecZstd {
 		t.Fatalf("codec %v, want zstd", codec)
 	}
-	if want := int64(len(src) / compressChunk); got < want {
+	// Allow a turn or two to another goroutine (a collection's worker, a
+	// timer); without the yields the counter got none.
+	if want := int64(len(src)/compressChunk) - 2; got < want {
 		t.Errorf("another goroutine ran %d times while a %d-byte batch was compressed on one P, want at least %d (once per %d-byte block)", got, len(src), want, compressChunk)
 	}
 }
