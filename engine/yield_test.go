@@ -4,36 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"runtime"
-	"sync/atomic"
 	"testing"
 
+	"github.com/shoal-scraper/shoal/internal/yieldtest"
 	"github.com/shoal-scraper/shoal/parse"
 )
-
-// turnsDuring runs f on one P beside a goroutine that yields whenever it
-// runs, and returns how many turns that goroutine got while f ran: none
-// unless f yields (or runs past the runtime's 10 ms preemption).
-func turnsDuring(f func()) int64 {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var turns atomic.Int64
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !stop.Load() {
-			turns.Add(1)
-			runtime.Gosched()
-		}
-	}()
-	runtime.Gosched() // the counter starts
-	before := turns.Load()
-	f()
-	got := turns.Load() - before
-	stop.Store(true)
-	<-done
-	return got
-}
 
 // On one P a huge exposition does not keep the timing wheel and the other
 // targets' scrapes off the processor while it is gunzipped and parsed: they
@@ -54,7 +29,7 @@ func TestHugeScrapeYields(t *testing.T) {
 		var p parse.Parser
 		appendOnce(t, e, tg, &p, body) // the series enter the cache
 		var got int64
-		turns := turnsDuring(func() { got = int64(appendOnce(t, e, tg, &p, body)) })
+		turns := yieldtest.Turns(func() { got = int64(appendOnce(t, e, tg, &p, body)) })
 		if got != n {
 			t.Fatalf("appended %d samples, want %d", got, n)
 		}
@@ -75,7 +50,7 @@ func TestHugeScrapeYields(t *testing.T) {
 		c := &httpClient{}
 		var r response
 		var err error
-		turns := turnsDuring(func() { err = c.gunzip(gz.Bytes(), 0, &r) })
+		turns := yieldtest.Turns(func() { err = c.gunzip(gz.Bytes(), 0, &r) })
 		if err != nil {
 			t.Fatal(err)
 		}

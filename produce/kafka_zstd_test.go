@@ -7,12 +7,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shoal-scraper/shoal/internal/yieldtest"
 )
 
 // The batch compressor writes zstd that Kafka clients decode, sees matches
@@ -93,24 +94,9 @@ func TestBatchCompressorYields(t *testing.T) {
 		src = enc.Append(src, f[0])
 	}
 	c := newBatchCompressor(zstd.SpeedDefault)
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var turns atomic.Int64
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for !stop.Load() {
-			turns.Add(1)
-			runtime.Gosched()
-		}
-	}()
-	runtime.Gosched() // the counter starts
-	before := turns.Load()
 	var dst bytes.Buffer
-	_, codec := c.Compress(&dst, src)
-	got := turns.Load() - before
-	stop.Store(true)
-	<-done
+	var codec kgo.CompressionCodecType
+	got := yieldtest.Turns(func() { _, codec = c.Compress(&dst, src) })
 	if codec != kgo.CodecZstd {
 		t.Fatalf("codec %v, want zstd", codec)
 	}
