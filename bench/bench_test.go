@@ -104,11 +104,23 @@ func TestRunServesAllTargets(t *testing.T) {
 		Payload:  headLines(nodeFixture(t), 100),
 		Gzip:     true,
 	}
-	r, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	// A host saturated by something else (other test binaries of the same
+	// `go test ./...`, a neighbour) delays scrapes past the window's end:
+	// that measures the machine, so such a run gets one more try. A 2-core
+	// CI run with an engine test under -race beside it served 98.76% at
+	// host 100% (scrape-start lateness p99 69 ms).
+	var r Result
+	for try := 1; ; try++ {
+		var err error
+		if r, err = Run(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		t.Log(r)
+		if r.ServedRatio >= 0.99 || r.HostCPUUtil < 0.9 || try == 2 {
+			break
+		}
+		t.Logf("served %.2f%% with the host %.0f%% busy: once more", 100*r.ServedRatio, 100*r.HostCPUUtil)
 	}
-	t.Log(r)
 	if r.ServedRatio < 0.99 {
 		t.Errorf("served %.2f%% of the scheduled scrapes (%d of %.0f), want ≥ 99%%", 100*r.ServedRatio, r.Scrapes, r.ScheduledScrapes)
 	}
