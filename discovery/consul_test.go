@@ -42,7 +42,8 @@ type fakeConsul struct {
 	changed   chan struct{} // closed and replaced at every write
 	dc        string
 	instances []instance
-	faults    map[string][]string // path → pending faults, in order
+	faults    map[string][]string      // path → pending faults, in order
+	taken     map[string]chan struct{} // path → closed when a request takes a fault (fail)
 	requests  []*http.Request
 	hang      chan struct{} // closed at the end of the test
 }
@@ -62,7 +63,7 @@ type instance struct {
 }
 
 func newFakeConsul(t *testing.T, prefix string) *fakeConsul {
-	f := &fakeConsul{t: t, index: 10, changed: make(chan struct{}), dc: "dc1", faults: map[string][]string{}, hang: make(chan struct{})}
+	f := &fakeConsul{t: t, index: 10, changed: make(chan struct{}), dc: "dc1", faults: map[string][]string{}, taken: map[string]chan struct{}{}, hang: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(prefix+"/v1/agent/self", f.agentSelf)
 	mux.HandleFunc(prefix+"/v1/catalog/services", f.catalogServices)
@@ -98,11 +99,15 @@ func (f *fakeConsul) restore(index uint64, in ...instance) {
 }
 
 // fail queues faults for the next requests to path: "500", "json",
-// "noservice" or "hang".
-func (f *fakeConsul) fail(path string, faults ...string) {
+// "noservice" or "hang". The channel it returns is closed once a request
+// has taken the first of them.
+func (f *fakeConsul) fail(path string, faults ...string) <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults[path] = append(f.faults[path], faults...)
+	ch := make(chan struct{})
+	f.taken[path] = ch
+	return ch
 }
 
 func (f *fakeConsul) requestsTo(path string) []*http.Request {
@@ -126,6 +131,10 @@ func (f *fakeConsul) begin(w http.ResponseWriter, r *http.Request, key string) (
 	var fault string
 	if q := f.faults[key]; len(q) > 0 {
 		fault, f.faults[key] = q[0], q[1:]
+		if ch := f.taken[key]; ch != nil {
+			close(ch)
+			delete(f.taken, key)
+		}
 	}
 	f.mu.Unlock()
 	switch fault {
@@ -432,14 +441,25 @@ scrape_configs:
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			fails := counter(t, reg, "shoal_sd_refresh_failures_total", "c", "consul")
-			c.fail("/v1/health/service/web", tc.fault, tc.fault)
+			taken := c.fail("/v1/health/service/web", tc.fault, tc.fault)
+			// web's watch may be blocked in a query sent before the
+			// faults were queued, which the change below would answer
+			// with web2: change the catalog once a faulted query is in.
+			select {
+			case <-taken:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no query of web took the fault")
+			}
 			// Meanwhile db changes, and web would too if it were read.
+			from := rec.mark("c")
 			db2 := db1
 			db2.Port = 5433
 			c.set(web2, db2)
 			waitCounter(t, reg, "shoal_sd_refresh_failures_total", "c", "consul", fails+1)
 			waitStatus(t, m, "c", func(s Status) bool { return strings.Contains(s.Error, tc.want) })
-			rec.waitFor(t, "c", "web's last good target and db's new one", hasAddrs("10.0.0.1:8080", "10.0.0.3:5433"))
+			// web recovers one retry (20 ms) after its last fault: the
+			// state to see may already have been replaced.
+			rec.waitSince(t, "c", from, "web's last good target and db's new one", hasAddrs("10.0.0.1:8080", "10.0.0.3:5433"))
 
 			// The faults run out: web follows again, the error clears.
 			rec.waitFor(t, "c", "web's current target", hasAddrs("10.0.1.5:8081", "10.0.0.3:5433"))

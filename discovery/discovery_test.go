@@ -60,6 +60,41 @@ func (r *syncRec) waitFor(t *testing.T, job string, what string, ok func([]*targ
 	}
 }
 
+// mark returns how many syncs job has had, for waitSince.
+func (r *syncRec) mark(job string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls[job])
+}
+
+// waitSince waits until a sync of job after the first from (a mark)
+// satisfies ok, whether or not a later one replaced it: for states that may
+// last only a few milliseconds.
+func (r *syncRec) waitSince(t *testing.T, job string, from int, what string, ok func([]*targetgroup.Group) bool) []*targetgroup.Group {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		calls := r.calls[job]
+		r.mu.Unlock()
+		for _, gs := range calls[min(from, len(calls)):] {
+			if ok(gs) {
+				return gs
+			}
+		}
+		from = len(calls)
+		select {
+		case <-r.ch:
+		case <-deadline:
+			var last []*targetgroup.Group
+			if len(calls) > 0 {
+				last = calls[len(calls)-1]
+			}
+			t.Fatalf("job %s: never got %s; last sync %v", job, what, addrs(last))
+		}
+	}
+}
+
 func addrs(gs []*targetgroup.Group) []string {
 	var out []string
 	for _, g := range gs {
