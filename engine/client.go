@@ -282,7 +282,6 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	}
 	defer func() {
 		g.br.Reset(nil)
-		g.yr = yieldReader{}
 		c.gzipReader.Put(g)
 	}()
 	g.br.Reset(body)

@@ -53,25 +53,17 @@ func rss(path string) (int64, error) {
 // busy). The ratio of two differences is the host's utilisation between
 // two calls, whoever used it.
 func HostCPU() (busy, total uint64, err error) {
-	b, err := os.ReadFile("/proc/stat")
+	v, err := statTimes("cpu")
 	if err != nil {
 		return 0, 0, err
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := bytes.Fields(line)
-	if len(f) < 5 || string(f[0]) != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	if len(v) < 4 {
+		return 0, 0, fmt.Errorf("/proc/stat: %d times on the cpu line, want at least 4", len(v))
 	}
-	// user nice system idle iowait irq softirq steal [guest guest_nice,
-	// already counted in user and nice].
-	for i, s := range f[1:min(len(f), 9)] {
-		v, err := strconv.ParseUint(string(s), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
-		}
-		total += v
-		if i != 3 && i != 4 {
-			busy += v
+	for i, t := range v {
+		total += t
+		if i != idle && i != iowait {
+			busy += t
 		}
 	}
 	return busy, total, nil
@@ -85,28 +77,46 @@ func HostCPU() (busy, total uint64, err error) {
 // included), and its CPU per sample (caches refilled after every theft).
 // Zero where the kernel does not account steal (bare metal).
 func Steal(cpu int) (time.Duration, error) {
+	name := "cpu"
+	if cpu >= 0 {
+		name += strconv.Itoa(cpu)
+	}
+	v, err := statTimes(name)
+	if err != nil || len(v) <= steal {
+		return 0, err // a kernel too old to account steal: none
+	}
+	return time.Duration(v[steal]) * (time.Second / userHZ), nil
+}
+
+// Indexes of the times on a cpu line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest and guest_nice follow, already counted in
+// user and nice, and statTimes leaves them out).
+const (
+	idle   = 3
+	iowait = 4
+	steal  = 7
+)
+
+// statTimes returns the times (clock ticks) on the line of /proc/stat named
+// name ("cpu" for the sum over all cores, "cpuN" for core N), up to steal.
+func statTimes(name string) ([]uint64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
-	}
-	want := "cpu"
-	if cpu >= 0 {
-		want += strconv.Itoa(cpu)
+		return nil, err
 	}
 	for line := range bytes.Lines(b) {
 		f := bytes.Fields(line)
-		if len(f) == 0 || string(f[0]) != want {
+		if len(f) == 0 || string(f[0]) != name {
 			continue
 		}
-		// user nice system idle iowait irq softirq steal ...
-		if len(f) < 9 {
-			return 0, nil // a kernel too old to account steal
+		f = f[1:min(len(f), steal+2)]
+		v := make([]uint64, len(f))
+		for i, s := range f {
+			if v[i], err = strconv.ParseUint(string(s), 10, 64); err != nil {
+				return nil, fmt.Errorf("/proc/stat: %s: %w", name, err)
+			}
 		}
-		v, err := strconv.ParseUint(string(f[8]), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: %s: %w", want, err)
-		}
-		return time.Duration(v) * (time.Second / userHZ), nil
+		return v, nil
 	}
-	return 0, fmt.Errorf("/proc/stat: no line for %s", want)
+	return nil, fmt.Errorf("/proc/stat: no line for %s", name)
 }
