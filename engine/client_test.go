@@ -1,16 +1,21 @@
 package engine
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-scraper/shoal/config"
 )
 
 // connCounter counts the connections a test server accepted and reports
@@ -285,5 +290,75 @@ func TestConnsSlots(t *testing.T) {
 	cs.close()
 	if !cs.empty() {
 		t.Fatal("close left connections")
+	}
+}
+
+// TestRequestHeadMatchesFasthttp: the request a target's head writes means
+// to the exporter exactly what fasthttp writes for the same URL and
+// headers (method, request target, Host, every header), for URLs with
+// escapes, query parameters, IPv6 hosts and default ports, with and
+// without credentials; and URLs the head cannot carry go through fasthttp.
+func TestRequestHeadMatchesFasthttp(t *testing.T) {
+	c, err := newHTTPClient(&config.ScrapeConfig{JobName: "j", Scheme: "http"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parseReq := func(b []byte) *http.Request {
+		t.Helper()
+		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			t.Fatalf("%v in %q", err, b)
+		}
+		if n, _ := r.Body.Read(make([]byte, 1)); n != 0 {
+			t.Fatalf("request %q has a body", b)
+		}
+		return r
+	}
+	written := func(o *outgoing) []byte {
+		var buf bytes.Buffer
+		bw := bufio.NewWriter(&buf)
+		if err := o.write(c, bw); err != nil {
+			t.Fatal(err)
+		}
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, url := range []string{
+		"http://127.0.0.1:9100/metrics",
+		"http://Exporter.Example:80/metrics",
+		"http://exporter.example/metrics",
+		"https://exporter.example:8443/probe?module=http_2xx&target=https%3A%2F%2Fexample.com%2Fa%20b",
+		"http://[::1]:9100/a%2Fb/../c//metrics?x=%E2%82%AC&x=2&empty=",
+		"http://10.0.0.1:9090/federate?match[]=%7Bjob%3D%22node%22%7D",
+		"http://10.0.0.1:9090",
+	} {
+		for _, auth := range []string{"", "Bearer s3cret"} {
+			for _, timeout := range []time.Duration{10 * time.Second, 1500 * time.Millisecond} {
+				h := makeHead(url, timeout)
+				if h.fallback {
+					t.Fatalf("%s: no head", url)
+				}
+				want := &outgoing{req: c.request(url, timeout, auth)}
+				got := parseReq(written(&outgoing{head: &h, auth: auth}))
+				w := parseReq(written(want))
+				want.release()
+				if got.Method != w.Method || got.RequestURI != w.RequestURI || got.Host != w.Host || got.Proto != w.Proto {
+					t.Errorf("%s: head writes %s %s %s Host %s; fasthttp %s %s %s Host %s", url, got.Method, got.RequestURI, got.Proto, got.Host, w.Method, w.RequestURI, w.Proto, w.Host)
+				}
+				if !reflect.DeepEqual(got.Header, w.Header) {
+					t.Errorf("%s auth %q timeout %s: head writes headers %v; fasthttp %v", url, auth, timeout, got.Header, w.Header)
+				}
+				if h.tls != strings.HasPrefix(url, "https:") {
+					t.Errorf("%s: tls = %v", url, h.tls)
+				}
+			}
+		}
+	}
+	for _, url := range []string{"http://user:pass@127.0.0.1:9100/metrics", "ftp://127.0.0.1/metrics"} {
+		if h := makeHead(url, time.Second); !h.fallback {
+			t.Errorf("%s: a head, want fasthttp to write the request", url)
+		}
 	}
 }

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/shoal-scraper/shoal/bench/farm"
+	"github.com/shoal-scraper/shoal/config"
 	"github.com/shoal-scraper/shoal/parse"
 	"github.com/shoal-scraper/shoal/produce"
 )
@@ -43,15 +46,30 @@ func scrapeTarget(tb testing.TB, body []byte, gz bool) (*Engine, *target, *produ
 	return e, only(tb, e, "j"), d
 }
 
-// BenchmarkScrape is one end-to-end scrape over loopback of the real
-// node_exporter payload: fetch, (gunzip,) parse, series cache, staleness,
-// synthetic series, discard sink. Steady state: the series set is unchanged.
+// BenchmarkScrape is one end-to-end scrape over loopback of a real
+// payload: fetch, (gunzip,) parse, series cache, staleness, synthetic
+// series, discard sink. Steady state: the series set is unchanged.
+// fixture=node is a node_exporter (512 samples); fixture=python the
+// Python client's default metrics (67 samples), a small target, where
+// what a scrape costs whatever its size (the request, the exchange, the
+// synthetic series) weighs most.
 //
 //	go test -run '^$' -bench 'BenchmarkScrape$' -benchmem -count=10 -cpu=1 ./engine/ | tee new.txt
 func BenchmarkScrape(b *testing.B) {
-	body := nodeFixture(b)
-	for _, enc := range []string{"identity", "gzip"} {
-		b.Run("fixture=node/encoding="+enc, func(b *testing.B) {
+	python, err := os.ReadFile("../parse/testdata/python_client.prom")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		fixture, enc string
+		body         []byte
+	}{
+		{"node", "identity", nodeFixture(b)},
+		{"node", "gzip", nodeFixture(b)},
+		{"python", "identity", python},
+	} {
+		body, enc := bc.body, bc.enc
+		b.Run("fixture="+bc.fixture+"/encoding="+enc, func(b *testing.B) {
 			e, tg, d := scrapeTarget(b, body, enc == "gzip")
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
@@ -173,4 +191,44 @@ func TestSteadyStateScrapeDoesNotAllocatePerSample(t *testing.T) {
 	if allocs > 0 {
 		t.Fatalf("steady-state scrape of %d lines allocates %.1f times; want 0", strings.Count(string(body), "\n"), allocs)
 	}
+}
+
+// BenchmarkRequest is what writing a scrape's request costs, warm, to a
+// buffer: how=head is a target's head with the job's headers after it (every
+// scrape's request); how=fasthttp builds and writes a fasthttp.Request
+// (what every scrape did before heads, and now a redirect does).
+//
+//	go test -run '^$' -bench 'BenchmarkRequest$' -benchmem -count=6 -cpu=1 ./engine/
+func BenchmarkRequest(b *testing.B) {
+	c, err := newHTTPClient(&config.ScrapeConfig{JobName: "j", Scheme: "http"}, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(io.Discard, 4<<10)
+	const url, timeout = "http://127.0.0.1:9100/metrics", 10 * time.Second
+	b.Run("how=head", func(b *testing.B) {
+		b.ReportAllocs()
+		var cs conns
+		for b.Loop() {
+			if cs.head.url != url || cs.head.timeout != timeout {
+				cs.head = makeHead(url, timeout)
+			}
+			o := outgoing{head: &cs.head}
+			if err := o.write(c, bw); err != nil {
+				b.Fatal(err)
+			}
+			bw.Flush()
+		}
+	})
+	b.Run("how=fasthttp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			o := outgoing{req: c.request(url, timeout, "")}
+			if err := o.write(c, bw); err != nil {
+				b.Fatal(err)
+			}
+			bw.Flush()
+			o.release()
+		}
+	})
 }
