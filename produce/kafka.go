@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,10 +416,19 @@ func (k *Kafka) Write(s *Scrape) error {
 // shrinks by a quarter after a scrape in which a range was too large on
 // its own (not because of one oversized sample), so it settles where every
 // range fits.
+//
+// writeSplit yields the processor after each range (runtime.Gosched), as
+// the engine does while it parses a huge scrape: a range is up to a record
+// (1 MB by default, some 20,000 samples), which takes the encoder 0.5 ms
+// when the memo hits and 5 ms when it does not (a target's first scrape, a
+// changed series set), and the runtime preempts only after 10 ms, so on
+// one P a huge target held the timing wheel and every other scrape for
+// its whole Write.
 func (k *Kafka) writeSplit(st *encState, s *Scrape, topic string, limit, per int, now time.Time) error {
 	var r splitRun
 	for lo := 0; lo < len(s.Samples); lo += per {
 		k.writeRange(st, s, lo, min(lo+per, len(s.Samples)), limit, topic, now, &r)
+		runtime.Gosched()
 	}
 	switch {
 	case r.tooLarge == 0 && r.bytes <= limit/2:

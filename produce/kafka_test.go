@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/shoal-scraper/shoal/internal/javakafka"
+	"github.com/shoal-scraper/shoal/internal/yieldtest"
 )
 
 const testTopic = "shoal-metrics"
@@ -362,6 +363,36 @@ func TestKafkaSplitsLargeScrapes(t *testing.T) {
 				t.Errorf("no log line for the dropped sample:\n%s", k.log)
 			}
 		})
+	}
+}
+
+// Writing a scrape split into many records lets other goroutines run
+// between records on one P: the timing wheel and the other scrapes do not
+// wait for a huge target's whole Write.
+func TestKafkaSplitYields(t *testing.T) {
+	c := newCluster(t)
+	k := newSink(t, c.ListenAddrs(), func(c *KafkaConfig) { c.MaxRecordBytes = 4096 })
+	memo := &Memo{}
+	for scrape := range 2 { // the first scrape learns the split; the second hits it
+		s := testScrape("big", "h:1", 3000, float64(scrape), int64(1000*(scrape+1)))
+		s.Memo = memo
+		var err error
+		got := yieldtest.Turns(func() { err = k.Write(s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if memo.split == 0 {
+			t.Fatal("the scrape was not split")
+		}
+		records := (len(s.Samples) + memo.split - 1) / memo.split
+		// Allow a turn or two to another goroutine (the sink's pump, a
+		// timer); without the yields the counter got none.
+		if want := int64(records) - 2; got < want {
+			t.Errorf("scrape %d: another goroutine ran %d times while %d samples were written as %d records on one P, want at least %d", scrape, got, len(s.Samples), records, want)
+		}
+	}
+	if err := k.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
