@@ -106,6 +106,10 @@ type Config struct {
 	Latency time.Duration
 	// Faults the farm injects (farm.Faults); zero: none.
 	Faults farm.Faults
+	// BigPayload is served instead of Payload by the first BigTargets
+	// targets (farm.Config.BigPayload).
+	BigPayload []byte
+	BigTargets int
 	// Workers is engine.Config.Workers. Zero: the engine's default.
 	Workers int
 	// FarmCommand, when set, runs the farm in child processes instead of
@@ -497,7 +501,8 @@ type farms struct {
 }
 
 func startFarms(ctx context.Context, cfg *Config) (*farms, error) {
-	fc := farm.Config{Targets: cfg.Targets, Payload: cfg.Payload, Gzip: cfg.Gzip, Latency: cfg.Latency, Faults: cfg.Faults}
+	fc := farm.Config{Targets: cfg.Targets, Payload: cfg.Payload, Gzip: cfg.Gzip, Latency: cfg.Latency, Faults: cfg.Faults,
+		BigPayload: cfg.BigPayload, BigTargets: cfg.BigTargets}
 	if cfg.FarmCommand == nil {
 		f, err := farm.Start(ctx, fc)
 		if err != nil {
@@ -506,9 +511,13 @@ func startFarms(ctx context.Context, cfg *Config) (*farms, error) {
 		return &farms{local: f, addrs: f.Addrs(), spp: f.SamplesPerScrape()}, nil
 	}
 	fs := &farms{}
+	bigLeft := cfg.BigTargets
 	for i := range cfg.FarmProcesses {
 		// Spread the remainder: shares differ by at most one target.
 		fc.Targets = cfg.Targets/cfg.FarmProcesses + btoi(i < cfg.Targets%cfg.FarmProcesses)
+		// The big targets are the run's first: the first children's.
+		fc.BigTargets = min(bigLeft, fc.Targets)
+		bigLeft -= fc.BigTargets
 		p, err := farm.StartProcess(ctx, fc, cfg.FarmCommand())
 		if err != nil {
 			fs.close()

@@ -81,6 +81,11 @@ type E2EConfig struct {
 	// labels the results.
 	Payload     []byte
 	PayloadName string
+	// BigPayload is served instead of Payload by the first BigTargets
+	// targets (farm.Config.BigPayload): one huge exposition among many
+	// ordinary ones. PayloadName should say so.
+	BigPayload []byte
+	BigTargets int
 	// NoGzip makes the farm answer with identity bodies.
 	NoGzip bool
 	// Faults are injected by the farm (farm.Faults).
@@ -291,6 +296,7 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (res E2EResult, err error) {
 
 	bc := Config{
 		Targets: cfg.Targets, Payload: cfg.Payload, Gzip: !cfg.NoGzip, Faults: cfg.Faults,
+		BigPayload: cfg.BigPayload, BigTargets: cfg.BigTargets,
 		FarmCommand: func() *exec.Cmd { return pinned(cfg.Child(RoleFarm), cfg.FarmCPU) },
 	}
 	bc.setDefaults()

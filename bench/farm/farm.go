@@ -88,7 +88,18 @@ type Config struct {
 	// Host is the address the listeners bind. Default "127.0.0.1": a farm
 	// is for loopback load tests and must not be reachable from outside.
 	Host string `json:"host"`
+	// BigPayload, when BigTargets > 0, is what the first BigTargets
+	// targets serve instead of Payload: a huge exposition (a
+	// kube-state-metrics of a large cluster, see KSMPayload) among
+	// ordinary exporters, to see whether one huge scrape holds up the
+	// others. It gets bigVariants variants (each a complete copy).
+	BigPayload []byte `json:"big_payload,omitempty"`
+	BigTargets int    `json:"big_targets,omitempty"`
 }
+
+// bigVariants is how many variants a BigPayload gets: enough for values to
+// change on every scrape; each is a full copy of a payload of megabytes.
+const bigVariants = 3
 
 func (c *Config) setDefaults() {
 	if c.Variants == 0 {
@@ -120,6 +131,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("farm: faults %+v: each fraction must be in [0, 1], their sum at most 1, and SlowLatency non-negative", c.Faults)
 	case c.Path == "" || c.Path[0] != '/':
 		return fmt.Errorf("farm: path %q must start with /", c.Path)
+	case c.BigTargets < 0 || c.BigTargets > c.Targets:
+		return fmt.Errorf("farm: big targets %d: must be in [0, targets %d]", c.BigTargets, c.Targets)
+	case c.BigTargets > 0 && len(c.BigPayload) == 0:
+		return fmt.Errorf("farm: %d big targets but an empty big payload", c.BigTargets)
 	}
 	return nil
 }
@@ -222,6 +237,7 @@ func (c *counters) add(scrapes, samples, bytes, gzipped int64) {
 type Farm struct {
 	cfg      Config
 	variants []variant
+	big      []variant // BigPayload's, served by the first cfg.BigTargets targets
 	addrs    []string
 	lns      []net.Listener
 	counters []counters
@@ -249,10 +265,17 @@ func Start(ctx context.Context, cfg Config) (*Farm, error) {
 	if err != nil {
 		return nil, fmt.Errorf("farm: %w", err)
 	}
-	cfg.Payload = nil // not needed past the variants; do not pin the caller's slice
+	var big []variant
+	if cfg.BigTargets > 0 {
+		if big, err = buildVariants(cfg.BigPayload, bigVariants, cfg.Gzip, cfg.ContentType); err != nil {
+			return nil, fmt.Errorf("farm: big payload: %w", err)
+		}
+	}
+	cfg.Payload, cfg.BigPayload = nil, nil // not needed past the variants; do not pin the caller's slices
 	f := &Farm{
 		cfg:      cfg,
 		variants: vs,
+		big:      big,
 		addrs:    make([]string, 0, cfg.Targets),
 		lns:      make([]net.Listener, 0, cfg.Targets),
 		counters: make([]counters, cfg.Targets),
@@ -282,7 +305,8 @@ func Start(ctx context.Context, cfg Config) (*Farm, error) {
 // The slice is shared: do not modify it.
 func (f *Farm) Addrs() []string { return f.addrs }
 
-// SamplesPerScrape is how many samples one scrape of a target returns.
+// SamplesPerScrape is how many samples one scrape of a target returns
+// (of a target serving Payload, when some serve BigPayload).
 func (f *Farm) SamplesPerScrape() int { return f.variants[0].samples }
 
 // Stats returns a snapshot of every target's counters, indexed like Addrs.
@@ -507,7 +531,11 @@ func (f *Farm) respond(c net.Conn, req []byte, ti int) bool {
 	}
 
 	seq := ctr.seq.Add(1) - 1
-	v := &f.variants[(uint64(ti)+seq)%uint64(len(f.variants))]
+	vs := f.variants
+	if ti < f.cfg.BigTargets {
+		vs = f.big
+	}
+	v := &vs[(uint64(ti)+seq)%uint64(len(vs))]
 	resp, hdr, body := v.plain, v.plainHdr, v.plainBody
 	gz = gz && f.cfg.Gzip
 	if gz {

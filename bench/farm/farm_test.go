@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 )
 
@@ -453,3 +455,75 @@ func TestFarmFaults(t *testing.T) {
 	near("resets", resets, 0.1)
 	near("slow", slow, 0.1)
 }
+
+// TestKSMPayload: the generated kube-state-metrics exposition is valid
+// text format (client_golang's parser rejects a family that is not
+// contiguous or a duplicate series), with 18 series per pod, every one
+// naming its namespace, pod and uid, and no two pods alike.
+func TestKSMPayload(t *testing.T) {
+	const pods = 300
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(KSMPayload(pods)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	series, uids := 0, map[string]bool{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			series++
+			ls := map[string]string{}
+			for _, l := range m.GetLabel() {
+				ls[l.GetName()] = l.GetValue()
+			}
+			if ls["namespace"] == "" || ls["pod"] == "" || ls["uid"] == "" {
+				t.Fatalf("%s%v: no namespace, pod or uid", name, ls)
+			}
+			uids[ls["uid"]+"/"+ls["pod"]] = true
+		}
+	}
+	if series != 18*pods || len(uids) != pods {
+		t.Errorf("%d series of %d pods, want %d of %d", series, len(uids), 18*pods, pods)
+	}
+}
+
+// TestFarmBigTargets: the first BigTargets targets serve BigPayload, with
+// values that change between scrapes; the others serve Payload.
+func TestFarmBigTargets(t *testing.T) {
+	big := KSMPayload(50)
+	f, err := Start(t.Context(), Config{Targets: 3, Payload: nodeFixture(t), BigPayload: big, BigTargets: 1, Gzip: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DisableCompression: true}
+	c := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
+	defer f.Close()
+	b1, _ := get(t, c, "http://"+f.Addrs()[0]+"/metrics", true)
+	b2, _ := get(t, c, "http://"+f.Addrs()[0]+"/metrics", false)
+	v1, v2 := values(t, gunzip(t, b1)), values(t, b2)
+	if len(v1) != 18*50 || len(v2) != len(v1) {
+		t.Fatalf("big target served %d then %d series, want %d", len(v1), len(v2), 18*50)
+	}
+	for s, v := range v1 {
+		if v2[s] == v {
+			t.Fatalf("%s: %s twice: values did not change", s, v)
+		}
+	}
+	if small := values(t, gunzip(t, first(get(t, c, "http://"+f.Addrs()[1]+"/metrics", true)))); len(small) != f.SamplesPerScrape() {
+		t.Errorf("target 1 served %d series, want the payload's %d", len(small), f.SamplesPerScrape())
+	}
+	st := f.Stats()
+	if st[0].Samples != 2*18*50 || st[1].Samples != int64(f.SamplesPerScrape()) || st[2].Scrapes != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	for _, c := range []Config{
+		{Targets: 1, Payload: []byte("a 1\n"), BigTargets: 2, BigPayload: []byte("b 1\n")},
+		{Targets: 1, Payload: []byte("a 1\n"), BigTargets: 1},
+	} {
+		if _, err := Start(t.Context(), c); err == nil {
+			t.Errorf("Start(%d big targets of %d, big payload %q): no error", c.BigTargets, c.Targets, c.BigPayload)
+		}
+	}
+}
+
+func first[A, B any](a A, _ B) A { return a }

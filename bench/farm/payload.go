@@ -163,3 +163,97 @@ func valueSpan(line []byte) (start, end int, err error) {
 	}
 	return start, i, nil
 }
+
+// KSMPayload returns a kube-state-metrics exposition of a cluster of pods
+// pods (one container each, a hundred pods per namespace, 25 per node):
+// the pod and container families a real one serves, with their labels
+// (uids, images, IPs, owners), 18 series per pod, in families as the
+// exposition format requires. 5000 pods make 90,000 series and about 17
+// MB of text: the kind of huge target (BigPayload) a scraper of a large
+// cluster has one of, among thousands of small ones. Deterministic.
+func KSMPayload(pods int) []byte {
+	type pod struct{ ns, name, uid, node, ip, owner string }
+	ps := make([]pod, pods)
+	for i := range ps {
+		h := uint64(i)*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019
+		h ^= h >> 29
+		ps[i] = pod{
+			ns:    fmt.Sprintf("team-%03d", i/100),
+			owner: fmt.Sprintf("svc-%03d-%d-%08x", i/100, i%100/10, uint32(h>>32)),
+			uid:   fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", uint32(h), uint16(h>>32), uint16(h>>48)&0xfff, uint16(h>>20)&0xfff, h&0xffffffffffff),
+			node:  fmt.Sprintf("node-%04d.pool-b.example.internal", i/25),
+			ip:    fmt.Sprintf("10.%d.%d.%d", 64+i>>16, i>>8&0xff, i&0xff),
+		}
+		ps[i].name = fmt.Sprintf("%s-%05x", ps[i].owner, uint32(h>>12)&0xfffff)
+	}
+	var b bytes.Buffer
+	family := func(name, typ, help string, series func(p *pod, i int)) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for i := range ps {
+			series(&ps[i], i)
+		}
+	}
+	base := func(name string, p *pod) {
+		fmt.Fprintf(&b, `%s{namespace="%s",pod="%s",uid="%s"`, name, p.ns, p.name, p.uid)
+	}
+	family("kube_pod_info", "gauge", "[STABLE] Information about pod.", func(p *pod, i int) {
+		base("kube_pod_info", p)
+		fmt.Fprintf(&b, `,host_ip="10.1.%d.%d",pod_ip="%s",node="%s",created_by_kind="ReplicaSet",created_by_name="%s",priority_class="",host_network="false"} 1`+"\n", i/25>>8, i/25&0xff, p.ip, p.node, p.owner)
+	})
+	family("kube_pod_owner", "gauge", "[STABLE] Information about the Pod's owner.", func(p *pod, i int) {
+		base("kube_pod_owner", p)
+		fmt.Fprintf(&b, `,owner_kind="ReplicaSet",owner_name="%s",owner_is_controller="true"} 1`+"\n", p.owner)
+	})
+	family("kube_pod_created", "gauge", "[STABLE] Unix creation timestamp", func(p *pod, i int) {
+		base("kube_pod_created", p)
+		fmt.Fprintf(&b, "} %d\n", 1.76e9+i*37)
+	})
+	family("kube_pod_status_phase", "gauge", "[STABLE] The pods current phase.", func(p *pod, i int) {
+		for _, ph := range [...]string{"Pending", "Succeeded", "Failed", "Unknown", "Running"} {
+			base("kube_pod_status_phase", p)
+			fmt.Fprintf(&b, `,phase="%s"} %d`+"\n", ph, btoi(ph == "Running"))
+		}
+	})
+	family("kube_pod_status_ready", "gauge", "[STABLE] Describes whether the pod is ready to serve requests.", func(p *pod, i int) {
+		for _, c := range [...]string{"true", "false", "unknown"} {
+			base("kube_pod_status_ready", p)
+			fmt.Fprintf(&b, `,condition="%s"} %d`+"\n", c, btoi(c == "true"))
+		}
+	})
+	container := func(name string, p *pod) {
+		base(name, p)
+		fmt.Fprintf(&b, `,container="%s"`, p.owner[:len(p.owner)-9])
+	}
+	family("kube_pod_container_info", "gauge", "[STABLE] Information about a container in a pod.", func(p *pod, i int) {
+		container("kube_pod_container_info", p)
+		fmt.Fprintf(&b, `,image_spec="registry.example.internal/%s:v1.%d.0",image="registry.example.internal/%s:v1.%d.0",image_id="registry.example.internal/%s@sha256:%064x",container_id="containerd://%064x"} 1`+"\n",
+			p.ns, i%7, p.ns, i%7, p.ns, i*7919, i*104729)
+	})
+	for _, f := range [...]struct{ name, help string }{
+		{"kube_pod_container_resource_requests", "The number of requested request resource by a container."},
+		{"kube_pod_container_resource_limits", "The number of requested limit resource by a container."},
+	} {
+		family(f.name, "gauge", f.help, func(p *pod, i int) {
+			container(f.name, p)
+			fmt.Fprintf(&b, `,node="%s",resource="cpu",unit="core"} 0.%d`+"\n", p.node, 1+i%9)
+			container(f.name, p)
+			fmt.Fprintf(&b, `,node="%s",resource="memory",unit="byte"} %d`+"\n", p.node, (64+i%16*32)<<20)
+		})
+	}
+	family("kube_pod_container_status_restarts_total", "counter", "[STABLE] The number of container restarts per container.", func(p *pod, i int) {
+		container("kube_pod_container_status_restarts_total", p)
+		fmt.Fprintf(&b, "} %d\n", i%13/12*(i%5))
+	})
+	family("kube_pod_container_status_running", "gauge", "[STABLE] Describes whether the container is currently in running state.", func(p *pod, i int) {
+		container("kube_pod_container_status_running", p)
+		b.WriteString("} 1\n")
+	})
+	return b.Bytes()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -47,6 +47,9 @@ import (
 
 const roleEnv = "SHOAL_BENCH_ROLE"
 
+// ksmPods is the size of the cluster of the "ksm" payload.
+const ksmPods = 5000
+
 // payloads maps -payload names to fixtures, relative to the repository
 // root (the harness runs from there).
 func payloads() map[string]string {
@@ -59,7 +62,8 @@ func payloads() map[string]string {
 
 type flags struct {
 	scrapers, sinks, payload, out, shoal, prom string
-	targets, count                             int
+	bigPayload                                 string
+	targets, count, bigTargets                 int
 	interval, duration                         time.Duration
 	latTargets                                 int
 	latInterval, latDuration                   time.Duration
@@ -83,7 +87,9 @@ func main() {
 	fs := flag.NewFlagSet("shoal-bench", flag.ExitOnError)
 	fs.StringVar(&f.scrapers, "scrapers", strings.Join(bench.Scrapers(), ","), "scrapers to measure: floor, floor-gunzip, shoal, prometheus")
 	fs.StringVar(&f.sinks, "sinks", "discard,kafka-fastest,kafka", "shoal's sinks at the fixed point: discard, kafka, kafka-fastest (--kafka.compression=zstd-fastest); the Kafka sinks need SHOAL_TEST_KAFKA and SHOAL_TEST_KAFKA_LOGDIR and are skipped with a note when unset; -profile profiles the last")
-	fs.StringVar(&f.payload, "payload", "node", "what each target serves: node, prometheus, python, or a file")
+	fs.StringVar(&f.payload, "payload", "node", "what each target serves: node, prometheus, python, ksm, or a file")
+	fs.IntVar(&f.bigTargets, "big.targets", 0, "how many targets (the first) serve -big.payload instead, in every run: a huge exposition among ordinary ones")
+	fs.StringVar(&f.bigPayload, "big.payload", "ksm", "what the -big.targets serve (ksm: a kube-state-metrics of 5000 pods, 90,000 series, 17 MB)")
 	fs.BoolVar(&f.noGzip, "no-gzip", false, "the farm answers with identity bodies")
 	fs.IntVar(&f.targets, "targets", 1000, "fixed point: targets (0 skips the fixed point)")
 	fs.DurationVar(&f.interval, "interval", 5*time.Second, "fixed point: scrape interval")
@@ -148,6 +154,14 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
+	var bigPayload []byte
+	if f.bigTargets > 0 {
+		var bigName string
+		if bigPayload, bigName, err = loadPayload(f.bigPayload); err != nil {
+			return err
+		}
+		name += fmt.Sprintf("+%d×%s", f.bigTargets, bigName)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -174,6 +188,7 @@ func run(ctx context.Context, f *flags) error {
 	kafka := bench.KafkaBroker{Broker: os.Getenv("SHOAL_TEST_KAFKA"), LogDir: os.Getenv("SHOAL_TEST_KAFKA_LOGDIR")}
 	base := bench.E2EConfig{
 		Payload: payload, PayloadName: name, NoGzip: f.noGzip,
+		BigPayload: bigPayload, BigTargets: f.bigTargets,
 		Faults:      farm.Faults{Errors: f.faultErrors, Resets: f.faultResets},
 		Kafka:       kafka,
 		ShoalBinary: f.shoal, PrometheusBinary: f.prom,
@@ -455,13 +470,16 @@ func splitList(s string) []string {
 }
 
 func loadPayload(p string) ([]byte, string, error) {
+	if p == "ksm" {
+		return farm.KSMPayload(ksmPods), p, nil
+	}
 	file, name := p, filepath.Base(p)
 	if f, ok := payloads()[p]; ok {
 		file, name = f, p
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, "", fmt.Errorf("payload %q: %w (names: node, prometheus, python; run from the repository root)", p, err)
+		return nil, "", fmt.Errorf("payload %q: %w (names: node, prometheus, python, ksm; run from the repository root)", p, err)
 	}
 	return b, name, nil
 }
