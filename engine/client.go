@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +62,7 @@ type httpClient struct {
 	limit      int64 // body_size_limit in bytes; 0 = none
 	follow     bool
 	gzipReader sync.Pool // *gzip.Reader
-	bufs       sync.Pool // *bytes.Buffer holding gunzipped bodies
+	bufs       bufPools  // *bytes.Buffer holding gunzipped bodies
 
 	tlsMu   sync.Mutex
 	tlsHost map[string]*tls.Config // tlsCfg with ServerName, per host:port
@@ -99,6 +100,7 @@ func newHTTPClient(sc *config.ScrapeConfig, version string) (*httpClient, error)
 		auth:      auth,
 		limit:     int64(sc.BodySizeLimit),
 		follow:    sc.FollowRedirects,
+		bufs:      newBufPools(),
 	}, nil
 }
 
@@ -169,11 +171,7 @@ type response struct {
 // response may be used after release.
 func (r *response) release() {
 	if r.buf != nil {
-		// Refuse to keep outliers: one huge target must not pin memory.
-		if r.buf.Cap() <= 64<<20 {
-			r.buf.Reset()
-			r.c.bufs.Put(r.buf)
-		}
+		r.c.bufs.put(r.buf)
 		r.buf = nil
 	}
 	if r.resp != nil {
@@ -308,14 +306,14 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 		return fmt.Errorf("decompressing gzip body: %w", err)
 	}
 
-	buf, _ := c.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
+	if sizeHint <= 0 {
+		sizeHint = gzipSize(body)
 	}
+	// Room for the body as large as the hint and an eighth more, and for
+	// the MinRead bytes ReadFrom wants free before it reads: without
+	// those, a body exactly the hint's size doubled the buffer.
+	buf := c.bufs.get(sizeHint + sizeHint/8 + bytes.MinRead)
 	r.buf = buf
-	if sizeHint > 0 {
-		buf.Grow(sizeHint + sizeHint/8)
-	}
 	g.yr = yieldReader{r: g.zr}
 	var src io.Reader = &g.yr
 	if c.limit > 0 {
@@ -329,6 +327,48 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	}
 	r.Body = buf.Bytes()
 	return nil
+}
+
+// gzipSize returns the size the gzip stream body says its content has (the
+// ISIZE trailer: the size mod 2³²), as a size hint for a target's first
+// scrape, or 0 when the trailer is not to be believed: a content larger
+// than deflate can make of body (1032:1) or than the largest pooled
+// buffer. A stream of several members says only its last one's size:
+// the buffer then grows as it would without a hint.
+func gzipSize(body []byte) int {
+	if len(body) < 18 { // header 10, trailer 8
+		return 0
+	}
+	n := int(binary.LittleEndian.Uint32(body[len(body)-4:]))
+	if n > 1032*len(body) || n > maxBufSize {
+		return 0
+	}
+	return n
+}
+
+// bufPools pool the buffers of gunzipped bodies by capacity (sizedPool),
+// from 64 KiB to 64 MiB.
+type bufPools struct{ sizedPool }
+
+func newBufPools() bufPools { return bufPools{newSizedPool(bufMinShift, bufClasses)} }
+
+const (
+	bufMinShift, bufClasses = 16, 11                              // 64 KiB, 128 KiB, ... 64 MiB
+	maxBufSize              = 1 << (bufMinShift + bufClasses - 1) // the largest buffer kept
+)
+
+// get returns an empty buffer with room for n bytes.
+func (p *bufPools) get(n int) *bytes.Buffer {
+	x, c := p.sizedPool.get(n)
+	if b, _ := x.(*bytes.Buffer); b != nil {
+		return b
+	}
+	return bytes.NewBuffer(make([]byte, 0, c))
+}
+
+func (p *bufPools) put(b *bytes.Buffer) {
+	b.Reset()
+	p.sizedPool.put(b, b.Cap())
 }
 
 // limitedReader is io.LimitedReader without the allocation of io.LimitReader

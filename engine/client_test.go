@@ -3,6 +3,8 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/shoal-scraper/shoal/config"
+	"github.com/shoal-scraper/shoal/produce"
 )
 
 // connCounter counts the connections a test server accepted and reports
@@ -360,5 +363,69 @@ func TestRequestHeadMatchesFasthttp(t *testing.T) {
 		if h := makeHead(url, time.Second); !h.fallback {
 			t.Errorf("%s: a head, want fasthttp to write the request", url)
 		}
+	}
+}
+
+// TestBufPools: a gunzip buffer goes back to the class its capacity fills,
+// so a huge target's buffer is not handed to an ordinary body (which kept
+// it, and made the huge target grow another), every buffer has room for
+// what it was asked, and buffers beyond the largest class are not kept.
+func TestBufPools(t *testing.T) {
+	p := newBufPools()
+	for _, n := range []int{0, 1, 64 << 10, 64<<10 + 1, 3 << 20, maxBufSize, maxBufSize + 1} {
+		if b := p.get(n); b.Cap() < n || b.Len() != 0 {
+			t.Errorf("get(%d): cap %d len %d", n, b.Cap(), b.Len())
+		}
+	}
+	huge := p.get(17 << 20)
+	huge.Write(make([]byte, 17<<20))
+	p.put(huge)
+	if b := p.get(100 << 10); b.Cap() >= 1<<20 {
+		t.Errorf("a 100 KiB body got a %d-byte buffer", b.Cap())
+	}
+	if b := p.get(17 << 20); b.Cap() < 17<<20 || b.Len() != 0 {
+		t.Errorf("a 17 MiB body got cap %d len %d", b.Cap(), b.Len())
+	}
+	p.put(bytes.NewBuffer(make([]byte, 0, 2*maxBufSize)))
+	if b := p.get(maxBufSize); b.Cap() > maxBufSize {
+		t.Errorf("a %d-byte buffer was kept", b.Cap())
+	}
+}
+
+// TestGzipSize: the first scrape of a target sizes its buffer from the
+// gzip trailer, unless the trailer claims more than deflate can produce.
+func TestGzipSize(t *testing.T) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(bytes.Repeat([]byte("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1.5\n"), 10000))
+	zw.Close()
+	if got, want := gzipSize(z.Bytes()), 10000*len("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1.5\n"); got != want {
+		t.Errorf("gzipSize = %d, want %d", got, want)
+	}
+	lie := bytes.Clone(z.Bytes())
+	binary.LittleEndian.PutUint32(lie[len(lie)-4:], 1<<30)
+	if got := gzipSize(lie); got != 0 {
+		t.Errorf("a trailer claiming 1 GiB in %d bytes: %d, want 0", len(lie), got)
+	}
+	if got := gzipSize([]byte{0x1f, 0x8b}); got != 0 {
+		t.Errorf("a truncated stream: %d, want 0", got)
+	}
+}
+
+// TestScrapePool: the Scrape of a huge target goes back to its own class:
+// a small target's scrape does not get (and keep) its sample slice, and
+// the next huge scrape finds room for all its samples.
+func TestScrapePool(t *testing.T) {
+	e := newTestEngine(t, &produce.Discard{})
+	huge := e.getScrape(90000)
+	if cap(huge.Samples) < 90000 || len(huge.Samples) != 0 {
+		t.Fatalf("getScrape(90000): len %d cap %d", len(huge.Samples), cap(huge.Samples))
+	}
+	e.putScrape(huge)
+	if s := e.getScrape(517); cap(s.Samples) < 517 || cap(s.Samples) > 4096 {
+		t.Errorf("getScrape(517): cap %d", cap(s.Samples))
+	}
+	if s := e.getScrape(3 << 20); cap(s.Samples) < 3<<20 {
+		t.Errorf("getScrape(3M): cap %d", cap(s.Samples))
 	}
 }

@@ -127,7 +127,7 @@ type Engine struct {
 	bg      sync.WaitGroup // retirements in flight
 	errLog  atomic.Int64   // unix ns of the last logged sink error
 	held    atomic.Bool    // scraping held after a stall (Config.StallLimit)
-	scrapes sync.Pool      // *produce.Scrape, see getScrape
+	scrapes sizedPool      // *produce.Scrape, see getScrape
 	// Connections of retired targets waiting to be closed (closeLater).
 	closeMu  sync.Mutex
 	toClose  []conns
@@ -185,11 +185,12 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		cfg:   cfg,
-		sink:  sink,
-		log:   logger,
-		wheel: newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
-		jobs:  make(map[string]*job),
+		cfg:     cfg,
+		sink:    sink,
+		log:     logger,
+		wheel:   newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
+		jobs:    make(map[string]*job),
+		scrapes: newSizedPool(scrapeMinShift, scrapeClasses),
 	}
 	e.wheel.newPoll = newPollTimer
 	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle)

@@ -65,7 +65,7 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 		t.cache = parse.NewCache[*cached]()
 		t.lb = labels.NewBuilder(labels.EmptyLabels())
 	}
-	out := e.getScrape()
+	out := e.getScrape(t.lastOut)
 	defer e.putScrape(out)
 	out.Key, out.Job, out.Instance, out.T = t.key, j.cfg.JobName, t.instance, tms
 	out.Memo = &t.memo
@@ -109,6 +109,7 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 	}
 	e.appendReport(t, out, tms, [numReport]float64{up, dur.Seconds(), float64(scraped), float64(post), float64(added)})
 
+	t.lastOut = len(out.Samples)
 	if werr := e.sink.Write(out); werr != nil {
 		e.sinkError(werr, len(out.Samples))
 	}
@@ -343,7 +344,7 @@ func (e *Engine) endOfLife(t *target, now time.Time) {
 		return // never scraped: nothing to mark
 	}
 	tms := now.UnixMilli()
-	out := e.getScrape()
+	out := e.getScrape(t.lastOut)
 	defer e.putScrape(out)
 	out.Key, out.Job, out.Instance, out.T = t.key, t.job.cfg.JobName, t.instance, tms
 	out.Memo = &t.memo
@@ -362,25 +363,29 @@ func (e *Engine) endOfLife(t *target, now time.Time) {
 	}
 }
 
-// getScrape returns an empty Scrape to fill and hand to the sink. A Scrape
-// holds a sample slice as long as the target's largest scrape; one per
-// target was 12 KiB of a node_exporter target's memory, while only the
-// scrapes in flight need one, so they are pooled.
-func (e *Engine) getScrape() *produce.Scrape {
-	if s, _ := e.scrapes.Get().(*produce.Scrape); s != nil {
+// getScrape returns an empty Scrape with room for n samples, to fill and
+// hand to the sink. A Scrape holds a sample slice as long as the target's
+// largest scrape; one per target was 12 KiB of a node_exporter target's
+// memory, while only the scrapes in flight need one, so they are pooled,
+// by capacity (sizedPool): a huge target's Scrape serves the next huge
+// scrape, not a small one.
+func (e *Engine) getScrape(n int) *produce.Scrape {
+	x, c := e.scrapes.get(n)
+	if s, _ := x.(*produce.Scrape); s != nil {
 		return s
 	}
-	return new(produce.Scrape)
+	return &produce.Scrape{Samples: make([]produce.Sample, 0, c)}
 }
 
 // putScrape empties s (Reset drops its series pointers, so a pooled Scrape
 // pins no series of a removed target) and returns it to the pool. s must
-// not be used after putScrape. Outliers are not kept: one target with a
-// million series must not pin 24 MB.
+// not be used after putScrape. Outliers are not kept: one target with
+// millions of series must not pin their samples' slice.
 func (e *Engine) putScrape(s *produce.Scrape) {
-	if cap(s.Samples) > 1<<16 {
-		return
-	}
 	s.Reset()
-	e.scrapes.Put(s)
+	e.scrapes.put(s, cap(s.Samples))
 }
+
+// scrapeClasses: Scrapes are pooled for 1024 to 1M samples (24 KiB to
+// 24 MiB).
+const scrapeMinShift, scrapeClasses = 10, 11

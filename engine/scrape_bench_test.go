@@ -161,7 +161,7 @@ func appendTarget(tb testing.TB) (*Engine, *target) {
 func newSeriesCache() *parse.Cache[*cached] { return parse.NewCache[*cached]() }
 
 func appendOnce(tb testing.TB, e *Engine, tg *target, p *parse.Parser, body []byte) int {
-	out := e.getScrape()
+	out := e.getScrape(tg.lastOut)
 	defer e.putScrape(out)
 	tg.cache.Begin()
 	_, post, _, err := e.appendSamples(tg, p, out, body, parse.FormatText, 1)

@@ -57,6 +57,7 @@ type target struct {
 	report   [numReport]*produce.Series
 	memo     produce.Memo // the sink's, handed over in every Scrape (produce.Memo)
 	lastSize int          // last body size, to size the next buffer
+	lastOut  int          // samples in the last Scrape, to pick the next one's pool class
 	// conns: the target's keep-alive connections (httpClient.fetch),
 	// closed when it is retired.
 	conns conns

@@ -47,7 +47,7 @@ func TestHugeScrapeYields(t *testing.T) {
 		zw := gzip.NewWriter(&gz)
 		zw.Write(raw.Bytes())
 		zw.Close()
-		c := &httpClient{}
+		c := &httpClient{bufs: newBufPools()}
 		var r response
 		var err error
 		turns := yieldtest.Turns(func() { err = c.gunzip(gz.Bytes(), 0, &r) })
