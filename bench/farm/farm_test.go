@@ -100,16 +100,23 @@ func values(t *testing.T, body []byte) map[string]string {
 	return m
 }
 
-func TestFarm(t *testing.T) {
-	payload := nodeFixture(t)
-	f, err := Start(t.Context(), Config{Targets: 3, Payload: payload, Gzip: true})
+// startFarm starts a farm for cfg, closed at the test's end, and a client
+// that leaves bodies compressed, so the test sees what the farm sent.
+func startFarm(t *testing.T, cfg Config) (*Farm, *http.Client) {
+	t.Helper()
+	f, err := Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := &http.Transport{DisableCompression: true}
-	c := &http.Client{Transport: tr}
-	defer tr.CloseIdleConnections()
-	defer f.Close()
+	t.Cleanup(tr.CloseIdleConnections)
+	t.Cleanup(func() { f.Close() })
+	return f, &http.Client{Transport: tr}
+}
+
+func TestFarm(t *testing.T) {
+	payload := nodeFixture(t)
+	f, c := startFarm(t, Config{Targets: 3, Payload: payload, Gzip: true})
 
 	if got := len(f.Addrs()); got != 3 {
 		t.Fatalf("len(Addrs) = %d, want 3", got)
@@ -489,15 +496,7 @@ func TestKSMPayload(t *testing.T) {
 // TestFarmBigTargets: the first BigTargets targets serve BigPayload, with
 // values that change between scrapes; the others serve Payload.
 func TestFarmBigTargets(t *testing.T) {
-	big := KSMPayload(50)
-	f, err := Start(t.Context(), Config{Targets: 3, Payload: nodeFixture(t), BigPayload: big, BigTargets: 1, Gzip: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{DisableCompression: true}
-	c := &http.Client{Transport: tr}
-	defer tr.CloseIdleConnections()
-	defer f.Close()
+	f, c := startFarm(t, Config{Targets: 3, Payload: nodeFixture(t), BigPayload: KSMPayload(50), BigTargets: 1, Gzip: true})
 	b1, _ := get(t, c, "http://"+f.Addrs()[0]+"/metrics", true)
 	b2, _ := get(t, c, "http://"+f.Addrs()[0]+"/metrics", false)
 	v1, v2 := values(t, gunzip(t, b1)), values(t, b2)
