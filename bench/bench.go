@@ -171,6 +171,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: warmup %s, max warmup %s, duration %s: need 0 ≤ warmup ≤ max warmup and duration > 0", c.Warmup, c.MaxWarmup, c.Duration)
 	case len(c.Payload) == 0:
 		return errors.New("bench: empty payload (pass e.g. parse/testdata/node_exporter.prom)")
+	case c.BigTargets < 0 || c.BigTargets > c.Targets || (c.BigTargets > 0 && len(c.BigPayload) == 0):
+		return fmt.Errorf("bench: %d big targets of %d, big payload of %d bytes: need 0 to %d, and a big payload", c.BigTargets, c.Targets, len(c.BigPayload), c.Targets)
 	case c.FarmCommand != nil && (c.FarmProcesses <= 0 || c.FarmProcesses > c.Targets):
 		return fmt.Errorf("bench: farm processes %d: need 1 to %d", c.FarmProcesses, c.Targets)
 	}
@@ -518,6 +520,10 @@ func startFarms(ctx context.Context, cfg *Config) (*farms, error) {
 		// The big targets are the run's first: the first children's.
 		fc.BigTargets = min(bigLeft, fc.Targets)
 		bigLeft -= fc.BigTargets
+		fc.BigPayload = nil
+		if fc.BigTargets > 0 {
+			fc.BigPayload = cfg.BigPayload
+		}
 		p, err := farm.StartProcess(ctx, fc, cfg.FarmCommand())
 		if err != nil {
 			fs.close()

@@ -172,6 +172,8 @@ func (c *E2EConfig) Validate() error {
 		return fmt.Errorf("e2e: interval %s: must be a positive whole number of milliseconds", c.Interval)
 	case len(c.Payload) == 0:
 		return errors.New("e2e: empty payload")
+	case c.BigTargets < 0 || c.BigTargets > c.Targets || (c.BigTargets > 0 && len(c.BigPayload) == 0):
+		return fmt.Errorf("e2e: %d big targets of %d, big payload of %d bytes: need 0 to %d, and a big payload", c.BigTargets, c.Targets, len(c.BigPayload), c.Targets)
 	case c.Sink != "discard" && !IsKafkaSink(c.Sink):
 		return fmt.Errorf("e2e: sink %q: want discard, kafka or kafka-fastest", c.Sink)
 	case IsKafkaSink(c.Sink) && (c.Kafka.Broker == "" || c.Kafka.LogDir == ""):

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,7 +98,7 @@ func newHTTPClient(sc *config.ScrapeConfig, version string) (*httpClient, error)
 		tlsCfg:    tlsCfg,
 		accept:    accept,
 		userAgent: userAgent,
-		auth:      auth,
+		auth:      oneLine(auth),
 		limit:     int64(sc.BodySizeLimit),
 		follow:    sc.FollowRedirects,
 		bufs:      newBufPools(),
@@ -122,9 +123,26 @@ func (c *httpClient) authHeader(now time.Time) (string, error) {
 	defer c.authMu.Unlock()
 	if c.authAt.IsZero() || now.Sub(c.authAt) >= credentialsRefresh {
 		c.auth, c.authErr = c.sc.AuthHeader()
+		c.auth = oneLine(c.auth)
 		c.authAt = now
 	}
 	return c.auth, c.authErr
+}
+
+// oneLine returns v with CR and LF replaced by spaces, as fasthttp's
+// Header.Set does: a header value from configuration (credentials read
+// from a file, a YAML block scalar ending in a newline) must not end the
+// header or add one. The request head writes values as they are.
+func oneLine(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, v)
 }
 
 // acceptHeader mirrors Prometheus's: the configured protocols in order of
@@ -309,6 +327,12 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	if sizeHint <= 0 {
 		sizeHint = gzipSize(body)
 	}
+	if c.limit > 0 {
+		// A body over the limit fails the scrape: room for more than the
+		// limit is never needed (a target over it every time re-reads the
+		// trailer every time).
+		sizeHint = min(sizeHint, int(c.limit)+1)
+	}
 	// Room for the body as large as the hint and an eighth more, and for
 	// the MinRead bytes ReadFrom wants free before it reads: without
 	// those, a body exactly the hint's size doubled the buffer.
@@ -350,7 +374,9 @@ func gzipSize(body []byte) int {
 // from 64 KiB to 64 MiB.
 type bufPools struct{ sizedPool }
 
-func newBufPools() bufPools { return bufPools{newSizedPool(bufMinShift, bufClasses)} }
+func newBufPools() bufPools {
+	return bufPools{newSizedPool(bufMinShift, bufClasses, func(x any) int { return x.(*bytes.Buffer).Cap() })}
+}
 
 const (
 	bufMinShift, bufClasses = 16, 11                              // 64 KiB, 128 KiB, ... 64 MiB
@@ -359,11 +385,10 @@ const (
 
 // get returns an empty buffer with room for n bytes.
 func (p *bufPools) get(n int) *bytes.Buffer {
-	x, c := p.sizedPool.get(n)
-	if b, _ := x.(*bytes.Buffer); b != nil {
+	if b, _ := p.sizedPool.get(n).(*bytes.Buffer); b != nil {
 		return b
 	}
-	return bytes.NewBuffer(make([]byte, 0, c))
+	return bytes.NewBuffer(make([]byte, 0, p.alloc(n)))
 }
 
 func (p *bufPools) put(b *bytes.Buffer) {
@@ -566,9 +591,9 @@ type head struct {
 	host0, host1 uint32
 	tls          bool
 	// fallback: the head cannot carry the URL (user information in it,
-	// which fasthttp turns into an Authorization header; a scheme other
-	// than http or https, which fasthttp's path reports): fasthttp writes
-	// the request.
+	// which fasthttp turns into an Authorization header; no host, or a
+	// scheme other than http or https, which fasthttp's path reports):
+	// fasthttp writes the request.
 	fallback bool
 }
 
@@ -579,7 +604,7 @@ func (h *head) host() []byte { return h.b[h.host0:h.host1] }
 func makeHead(url string, timeout time.Duration) head {
 	h := head{url: url, timeout: timeout, fallback: true}
 	var u fasthttp.URI
-	if u.Parse(nil, []byte(url)) != nil || len(u.Username()) > 0 || len(u.Password()) > 0 {
+	if u.Parse(nil, []byte(url)) != nil || len(u.Host()) == 0 || len(u.Username()) > 0 || len(u.Password()) > 0 {
 		return h
 	}
 	u.DisablePathNormalizing = true // after Parse, which resets it

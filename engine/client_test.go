@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -380,6 +381,19 @@ func TestBufPools(t *testing.T) {
 	huge := p.get(17 << 20)
 	huge.Write(make([]byte, 17<<20))
 	p.put(huge)
+	// A buffer whose capacity is not a class's goes to the class below
+	// it: it must not be handed to a body larger than it.
+	p.put(bytes.NewBuffer(make([]byte, 0, 48<<20)))
+	for _, n := range []int{40 << 20, 60 << 20} {
+		if b := p.get(n); b.Cap() < n {
+			t.Errorf("get(%d) after a 48 MiB buffer was put: cap %d", n, b.Cap())
+		}
+	}
+	var zero sizedPool // pools nothing, and does not panic
+	zero.put(huge, huge.Cap())
+	if x := zero.get(1); x != nil {
+		t.Errorf("the zero sizedPool returned %v", x)
+	}
 	if b := p.get(100 << 10); b.Cap() >= 1<<20 {
 		t.Errorf("a 100 KiB body got a %d-byte buffer", b.Cap())
 	}
@@ -387,8 +401,8 @@ func TestBufPools(t *testing.T) {
 		t.Errorf("a 17 MiB body got cap %d len %d", b.Cap(), b.Len())
 	}
 	p.put(bytes.NewBuffer(make([]byte, 0, 2*maxBufSize)))
-	if b := p.get(maxBufSize); b.Cap() > maxBufSize {
-		t.Errorf("a %d-byte buffer was kept", b.Cap())
+	if b := p.get(maxBufSize); b.Cap() == 2*maxBufSize {
+		t.Errorf("a %d-byte buffer, over the largest class, was kept", b.Cap())
 	}
 }
 
@@ -407,8 +421,59 @@ func TestGzipSize(t *testing.T) {
 	if got := gzipSize(lie); got != 0 {
 		t.Errorf("a trailer claiming 1 GiB in %d bytes: %d, want 0", len(lie), got)
 	}
+	binary.LittleEndian.PutUint32(lie[len(lie)-4:], uint32(1033*len(lie)))
+	if got := gzipSize(lie); got != 0 {
+		t.Errorf("a trailer claiming more than deflate's 1032:1: %d, want 0", got)
+	}
 	if got := gzipSize([]byte{0x1f, 0x8b}); got != 0 {
 		t.Errorf("a truncated stream: %d, want 0", got)
+	}
+
+	// With body_size_limit, no buffer larger than the limit (and the
+	// hint's eighth) is taken for a body that claims more.
+	z.Reset()
+	zw.Reset(&z)
+	zw.Write(make([]byte, 2<<20))
+	zw.Close()
+	c := &httpClient{bufs: newBufPools(), limit: 256 << 10}
+	var r response
+	r.c = c
+	if err := c.gunzip(z.Bytes(), 0, &r); !errors.Is(err, errBodyTooLarge) {
+		t.Errorf("a 2 MiB body over a 256 KiB limit: %v", err)
+	}
+	if r.buf.Cap() > 512<<10 {
+		t.Errorf("a 2 MiB body over a 256 KiB limit took a %d-byte buffer", r.buf.Cap())
+	}
+	r.release()
+}
+
+// TestAuthorizationOneLine: credentials with line breaks (a file, a YAML
+// block scalar) make one Authorization header, as fasthttp made of them,
+// never a second header or the end of the request's headers.
+func TestAuthorizationOneLine(t *testing.T) {
+	c, err := newHTTPClient(&config.ScrapeConfig{JobName: "j", Scheme: "http",
+		Authorization: &config.Authorization{Type: "Bearer", Credentials: "a\r\nX-Evil: 1\nb\n"}}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := c.authHeader(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := makeHead("http://127.0.0.1:9100/metrics", time.Second)
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	o := outgoing{head: &h, auth: auth}
+	if err := o.write(c, bw); err != nil {
+		t.Fatal(err)
+	}
+	bw.Flush()
+	r, err := http.ReadRequest(bufio.NewReader(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Header.Values("Authorization"); len(got) != 1 || !strings.HasPrefix(got[0], "Bearer a") || !strings.Contains(got[0], "b") || r.Header.Get("X-Evil") != "" || buf.Len() != 0 {
+		t.Errorf("Authorization %q, X-Evil %q, %d bytes after the headers", got, r.Header.Get("X-Evil"), buf.Len())
 	}
 }
 
@@ -421,9 +486,13 @@ func TestScrapePool(t *testing.T) {
 	if cap(huge.Samples) < 90000 || len(huge.Samples) != 0 {
 		t.Fatalf("getScrape(90000): len %d cap %d", len(huge.Samples), cap(huge.Samples))
 	}
+	huge.Samples = append(huge.Samples, produce.Sample{Series: &produce.Series{}, V: 1})
 	e.putScrape(huge)
 	if s := e.getScrape(517); cap(s.Samples) < 517 || cap(s.Samples) > 4096 {
 		t.Errorf("getScrape(517): cap %d", cap(s.Samples))
+	}
+	if s := e.getScrape(90000); len(s.Samples) != 0 || cap(s.Samples) < 90000 || (cap(s.Samples) > 0 && s.Samples[:1][0].Series != nil) {
+		t.Errorf("getScrape(90000) after a huge Scrape was put: len %d cap %d, or its series kept", len(s.Samples), cap(s.Samples))
 	}
 	if s := e.getScrape(3 << 20); cap(s.Samples) < 3<<20 {
 		t.Errorf("getScrape(3M): cap %d", cap(s.Samples))

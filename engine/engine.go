@@ -190,7 +190,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		log:     logger,
 		wheel:   newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
 		jobs:    make(map[string]*job),
-		scrapes: newSizedPool(scrapeMinShift, scrapeClasses),
+		scrapes: newSizedPool(scrapeMinShift, scrapeClasses, func(x any) int { return cap(x.(*produce.Scrape).Samples) }),
 	}
 	e.wheel.newPoll = newPollTimer
 	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle)
@@ -576,7 +576,7 @@ func (t *target) adopt(p *target) {
 	p.dead = true
 	// Not the connections: the job's config changed, maybe its TLS.
 	p.conns.close()
-	t.cache, t.lb, t.lastSize = p.cache, p.lb, p.lastSize
+	t.cache, t.lb, t.lastSize, t.lastOut = p.cache, p.lb, p.lastSize, p.lastOut
 	t.memo, p.memo = p.memo, produce.Memo{} // the sink's memo holds the cache's series
 	// The synthetic series carry over too: if the target is later retired,
 	// its up and scrape_* series need their staleness markers.

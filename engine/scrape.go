@@ -94,6 +94,7 @@ func (e *Engine) scrape(t *target, due time.Time, p *parse.Parser) {
 		}
 	}
 	if err != nil {
+		clear(out.Samples) // before it is truncated: a pooled Scrape pins no series
 		out.Samples = out.Samples[:0]
 		post, added = 0, 0
 		t.cache.Abort()
@@ -370,11 +371,10 @@ func (e *Engine) endOfLife(t *target, now time.Time) {
 // by capacity (sizedPool): a huge target's Scrape serves the next huge
 // scrape, not a small one.
 func (e *Engine) getScrape(n int) *produce.Scrape {
-	x, c := e.scrapes.get(n)
-	if s, _ := x.(*produce.Scrape); s != nil {
+	if s, _ := e.scrapes.get(n).(*produce.Scrape); s != nil {
 		return s
 	}
-	return &produce.Scrape{Samples: make([]produce.Sample, 0, c)}
+	return &produce.Scrape{Samples: make([]produce.Sample, 0, e.scrapes.alloc(n))}
 }
 
 // putScrape empties s (Reset drops its series pointers, so a pooled Scrape

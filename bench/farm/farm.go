@@ -78,7 +78,9 @@ type Config struct {
 	// doc). Default 61: two would do for "values change on every scrape",
 	// but a batch of scrapes compressed together (a Kafka batch holds about
 	// 40 node_exporter scrapes) should hold no two targets with the same
-	// values. 61 variants of the node_exporter payload take 4 MB.
+	// values. 61 variants of the node_exporter payload take 4 MB. A
+	// payload over 4 MB gets fewer by default (256 MB of variants at most,
+	// and at least 3).
 	Variants int `json:"variants"`
 	// Path is the one path served; others get 404. Default "/metrics".
 	Path string `json:"path"`
@@ -101,9 +103,14 @@ type Config struct {
 // change on every scrape; each is a full copy of a payload of megabytes.
 const bigVariants = 3
 
+// maxVariantBytes bounds the default variants of Payload.
+const maxVariantBytes = 256 << 20
+
 func (c *Config) setDefaults() {
 	if c.Variants == 0 {
-		c.Variants = 61
+		// 61, but no more than 256 MB of them for a huge payload (ksm as
+		// every target's payload: 17 MB each).
+		c.Variants = max(bigVariants, min(61, maxVariantBytes/max(1, len(c.Payload))))
 	}
 	if c.Path == "" {
 		c.Path = "/metrics"
