@@ -371,11 +371,11 @@ func gzipSize(body []byte) int {
 }
 
 // bufPools pool the buffers of gunzipped bodies by capacity (sizedPool),
-// from 64 KiB to 64 MiB.
+// from 64 KiB to 64 MiB; those of 1 MiB and more are also kept.
 type bufPools struct{ sizedPool }
 
 func newBufPools() bufPools {
-	return bufPools{newSizedPool(bufMinShift, bufClasses, func(x any) int { return x.(*bytes.Buffer).Cap() })}
+	return bufPools{newSizedPool(bufMinShift, bufClasses, 20, func(x any) int { return x.(*bytes.Buffer).Cap() })}
 }
 
 const (

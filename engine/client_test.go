@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -496,5 +497,34 @@ func TestScrapePool(t *testing.T) {
 	}
 	if s := e.getScrape(3 << 20); cap(s.Samples) < 3<<20 {
 		t.Errorf("getScrape(3M): cap %d", cap(s.Samples))
+	}
+}
+
+// TestBigBuffersSurviveCollections: a huge target's buffer, used once an
+// interval, is still there for its next scrape after collections (which
+// empty a sync.Pool); small ones are left to the sync.Pool.
+func TestBigBuffersSurviveCollections(t *testing.T) {
+	p := newBufPools()
+	big := p.get(17 << 20)
+	p.put(big)
+	runtime.GC()
+	runtime.GC()
+	runtime.GC()
+	if got := p.get(17 << 20); got != big {
+		t.Errorf("after three collections a 17 MiB request got a new buffer of %d bytes, not the one put back", got.Cap())
+	}
+	// At most keepBig per class are kept.
+	var bs []*bytes.Buffer
+	for range keepBig + 1 {
+		bs = append(bs, p.get(17<<20))
+	}
+	for _, b := range bs {
+		p.put(b)
+	}
+	if n := len(p.classes[p.class(bs[0].Cap())].kept); n != keepBig {
+		t.Errorf("%d buffers kept in the class, want %d", n, keepBig)
+	}
+	if n := len(p.classes[0].kept); n != 0 {
+		t.Errorf("%d small buffers kept, want 0: sync.Pool's", n)
 	}
 }

@@ -190,7 +190,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		log:     logger,
 		wheel:   newWheel[*target](cfg.WheelTick, cfg.WheelSlots),
 		jobs:    make(map[string]*job),
-		scrapes: newSizedPool(scrapeMinShift, scrapeClasses, func(x any) int { return cap(x.(*produce.Scrape).Samples) }),
+		scrapes: newSizedPool(scrapeMinShift, scrapeClasses, 15, func(x any) int { return cap(x.(*produce.Scrape).Samples) }),
 	}
 	e.wheel.newPoll = newPollTimer
 	e.pool = newPool(cfg.Workers, cfg.QueueSize, minWorkers, workerIdle)

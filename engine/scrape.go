@@ -387,5 +387,5 @@ func (e *Engine) putScrape(s *produce.Scrape) {
 }
 
 // scrapeClasses: Scrapes are pooled for 1024 to 1M samples (24 KiB to
-// 24 MiB).
+// 24 MiB); those for 32K samples and more are also kept.
 const scrapeMinShift, scrapeClasses = 10, 11
