@@ -14,8 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/valyala/fasthttp"
+
+	"github.com/shoal-scraper/shoal/internal/gunzip"
 )
 
 // FloorConfig is a floor scraper: the least work that scrapes a set of
@@ -23,7 +24,8 @@ import (
 // compared with. Each scrape is one fasthttp GET on a kept-alive
 // connection asking for gzip; the body is discarded as it arrives
 // (fasthttp still reads it into its response buffer), or, with Gunzip,
-// decompressed into a reused buffer and then discarded. No parsing, no
+// decompressed into a reused buffer by the decoder shoal uses
+// (internal/gunzip), then discarded. No parsing, no
 // labels, no output.
 //
 // Scheduling is as plain as it gets: target i is due at i×Interval/N into
@@ -92,13 +94,12 @@ func RunFloor(ctx context.Context, cfg FloorConfig) error {
 	busy := make([]sync.Mutex, len(urls))
 	work := make(chan int, len(urls))
 	var wg sync.WaitGroup
+	// Decoders are pooled, as shoal pools them: one per worker would be
+	// 60 KB of tables each.
+	decoders := sync.Pool{New: func() any { return new(gunzip.Decoder) }}
 	for range cfg.Workers {
 		wg.Go(func() {
-			var (
-				out bytes.Buffer
-				zr  *gzip.Reader
-				br  bytes.Reader
-			)
+			var out []byte
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
@@ -111,19 +112,14 @@ func RunFloor(ctx context.Context, cfg FloorConfig) error {
 				req.Header.Set("Accept-Encoding", "gzip")
 				err := c.DoDeadline(req, resp, time.Now().Add(cfg.Timeout))
 				if err == nil && cfg.Gunzip && bytes.Equal(resp.Header.ContentEncoding(), []byte("gzip")) {
-					br.Reset(resp.Body())
-					if zr == nil {
-						zr, err = gzip.NewReader(&br)
-					} else {
-						err = zr.Reset(&br)
+					// The decoder shoal uses, into a buffer reused
+					// and sized as shoal sizes it.
+					if need := gunzip.Size(resp.Body()) + gunzip.Slack; cap(out) < need {
+						out = make([]byte, 0, need)
 					}
-					if err == nil {
-						out.Reset()
-						_, err = out.ReadFrom(zr)
-					}
-					if err != nil {
-						zr = nil
-					}
+					zd := decoders.Get().(*gunzip.Decoder)
+					out, _ = zd.Decode(out[:0], resp.Body(), 0)
+					decoders.Put(zd)
 				}
 				resp.Reset()
 				busy[i].Unlock()

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 
+	"github.com/shoal-scraper/shoal/internal/gunzip"
 	"github.com/shoal-scraper/shoal/parse"
 	"github.com/shoal-scraper/shoal/produce"
 )
@@ -36,8 +37,8 @@ var errSampleLimit = errors.New("sample limit exceeded")
 // they cost nothing there; between yields are about 1 to 3 ms of work. The
 // Kafka sink's compressor yields likewise (produce.batchCompressor).
 const (
-	yieldSamples = 4096 // a power of two
-	yieldBytes   = 1 << 20
+	yieldSamples = 4096              // a power of two
+	yieldBytes   = gunzip.YieldBytes // internal/gunzip yields itself
 )
 
 // scrape performs one scrape of t due at due and writes the result to the
