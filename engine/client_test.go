@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -526,5 +527,63 @@ func TestBigBuffersSurviveCollections(t *testing.T) {
 	}
 	if n := len(p.classes[0].kept); n != 0 {
 		t.Errorf("%d small buffers kept, want 0: sync.Pool's", n)
+	}
+}
+
+// TestBigBodyKeepsItsResponse: a target whose bodies are large keeps its
+// own response, body buffer and all, from scrape to scrape (fasthttp's
+// pool drops such buffers, so every scrape grew a new one), and lets it
+// go when its bodies shrink.
+func TestBigBodyKeepsItsResponse(t *testing.T) {
+	var lines atomic.Int64
+	srv, _ := countedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		for i := range lines.Load() {
+			fmt.Fprintf(w, "kube_pod_info{namespace=\"ns\",pod=\"pod-%06d\",uid=\"0123456789abcdef\"} 1\n", i)
+		}
+	})
+	addr := srv.Listener.Addr().String()
+	e, s, tg := engineFor(t, addr, "")
+	scrape := func(n int64) {
+		t.Helper()
+		lines.Store(n)
+		r := scrapeOnce(t, e, s, tg)
+		if up := upOf(t, r, addr); up != 1 {
+			t.Fatalf("%d lines: up = %v (%s)", n, up, tg.status().LastError)
+		}
+		if got := r.mustFind(t, fmt.Sprintf(`{__name__="scrape_samples_scraped", instance="%s", job="j"}`, addr)); got != float64(n) {
+			t.Fatalf("%d lines: scrape_samples_scraped = %v", n, got)
+		}
+	}
+
+	scrape(10)
+	if tg.conns.big != nil {
+		t.Fatal("a 10-line body kept its response")
+	}
+	scrape(8000) // about 640 KB
+	big := tg.conns.big
+	if big == nil {
+		t.Fatal("a 640 KB body did not keep its response")
+	}
+	buf := cap(big.Body())
+	if buf < 600_000 {
+		t.Fatalf("the kept response has %d bytes of body buffer, want the body's", buf)
+	}
+	scrape(8000)
+	if tg.conns.big != big || cap(big.Body()) != buf {
+		t.Fatal("the next scrape of the big target did not reuse its response and buffer")
+	}
+	scrape(10)
+	if tg.conns.big != nil {
+		t.Fatal("the response was kept after the body shrank")
+	}
+	scrape(8000)
+	if tg.conns.big == nil {
+		t.Fatal("a big body again did not keep a response")
+	}
+	e.SyncTargets("j", nil)
+	e.bg.Wait()
+	if tg.conns.big != nil {
+		t.Fatal("a retired target kept its response")
 	}
 }

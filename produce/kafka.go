@@ -162,6 +162,20 @@ type Kafka struct {
 	pools [maxClass + 1]sync.Pool
 	encs  sync.Pool // *encState
 
+	// kept holds released entries of the big classes (keptMinClass and
+	// up) and encoder states out of the collector's reach, up to
+	// keptBytes of buffers and keptEncs states; sync.Pool takes the rest.
+	// Why: a sync.Pool empties within two collections, and a huge target
+	// (a kube-state-metrics, a few 1 MiB records a scrape) used its
+	// buffers once an interval: every collection made its next scrape
+	// allocate its records, its spare and a fresh encoder again, which
+	// brought on the next collection (1.2 MB/s allocated, 7 collections a
+	// minute at 1000 targets + 1 with GOGC 5).
+	keptMu    sync.Mutex
+	kept      [maxClass + 1][]*entry
+	keptBytes int
+	keptEncs  []*encState
+
 	produceCtx    context.Context // records are handed to kgo with it; canceled when Close gives up
 	cancelProduce context.CancelFunc
 	wake          chan struct{} // cap 1: the queue grew, inflight shrank, a partition count changed, or Close began
@@ -862,6 +876,11 @@ func classDown(n int) int {
 func (k *Kafka) getEntry(n int) *entry {
 	c := classUp(n)
 	for i := c; i <= c+1 && i <= k.maxClass; i++ {
+		if i >= keptMinClass {
+			if e := k.takeKept(i); e != nil {
+				return e
+			}
+		}
 		if e, _ := k.pools[i].Get().(*entry); e != nil {
 			return e
 		}
@@ -883,10 +902,59 @@ func (k *Kafka) release(e *entry) {
 	e.buf = e.buf[:0]
 	e.samples, e.size, e.wire, e.enq = 0, 0, 0, time.Time{}
 	e.tq, e.pq, e.older, e.newer, e.next = nil, nil, nil, nil, nil
+	if c >= keptMinClass && k.keep(e, c) {
+		return
+	}
 	k.pools[c].Put(e)
 }
 
+// keptMinClass is the smallest class whose entries are kept across
+// collections (256 KiB: a node_exporter's record is 25 KB), and
+// keptMaxBytes the most buffer memory kept: a few records of a huge
+// target, beyond BufferBytes as the encoder states' spares are.
+const (
+	keptMinClass = 18
+	keptMaxBytes = 16 << 20
+	keptMaxEncs  = 4
+)
+
+// keep puts e, of class c, in k.kept if the budget allows.
+func (k *Kafka) keep(e *entry, c int) bool {
+	k.keptMu.Lock()
+	defer k.keptMu.Unlock()
+	if k.keptBytes+cap(e.buf) > keptMaxBytes {
+		return false
+	}
+	k.kept[c] = append(k.kept[c], e)
+	k.keptBytes += cap(e.buf)
+	return true
+}
+
+// takeKept returns a kept entry of class c, or nil.
+func (k *Kafka) takeKept(c int) *entry {
+	k.keptMu.Lock()
+	defer k.keptMu.Unlock()
+	l := k.kept[c]
+	if len(l) == 0 {
+		return nil
+	}
+	e := l[len(l)-1]
+	l[len(l)-1] = nil
+	k.kept[c] = l[:len(l)-1]
+	k.keptBytes -= cap(e.buf)
+	return e
+}
+
 func (k *Kafka) getEnc() *encState {
+	k.keptMu.Lock()
+	if n := len(k.keptEncs); n > 0 {
+		st := k.keptEncs[n-1]
+		k.keptEncs[n-1] = nil
+		k.keptEncs = k.keptEncs[:n-1]
+		k.keptMu.Unlock()
+		return st
+	}
+	k.keptMu.Unlock()
 	if st, _ := k.encs.Get().(*encState); st != nil {
 		return st
 	}
@@ -899,14 +967,22 @@ func (k *Kafka) getEnc() *encState {
 //
 // Pooled states and their spares are the sink's only memory outside
 // BufferBytes: at most one per concurrent Write (so per scrape worker),
-// each the size of the largest message it encoded, and sync.Pool lets them
-// go within two GCs once fewer Writes run at once.
+// each the size of the largest message it encoded; keptMaxEncs of them
+// are kept, and sync.Pool lets the rest go within two GCs once fewer
+// Writes run at once.
 func (k *Kafka) putEnc(st *encState) {
 	if st.spare != nil && cap(st.spare.buf) > 4*k.cfg.MaxRecordBytes {
 		st.spare = nil
 	}
 	clear(st.parts)
 	st.parts = st.parts[:0]
+	k.keptMu.Lock()
+	if len(k.keptEncs) < keptMaxEncs {
+		k.keptEncs = append(k.keptEncs, st)
+		k.keptMu.Unlock()
+		return
+	}
+	k.keptMu.Unlock()
 	k.encs.Put(st)
 }
 

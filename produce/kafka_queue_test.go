@@ -3,6 +3,7 @@ package produce
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"testing"
@@ -293,5 +294,43 @@ func TestKafkaQueueDropOldestSpansPartitions(t *testing.T) {
 	k.ack(nil)
 	if got := k.take(); len(got) == 0 {
 		t.Fatal("nothing moves once kgo has room")
+	}
+}
+
+// Released record buffers of the big classes, and encoder states, survive
+// collections: a huge target uses its buffers once an interval, and a
+// sync.Pool empties within two collections.
+func TestKafkaBigEntriesSurviveCollections(t *testing.T) {
+	k := queueSink(64<<20, time.Second)
+	k.maxClass = classUp(8 << 20)
+	k.cfg.Format = RW2
+	big := k.getEntry(1 << 20)
+	small := k.getEntry(25_000)
+	k.release(big)
+	k.release(small)
+	st := k.getEnc()
+	k.putEnc(st)
+	runtime.GC()
+	runtime.GC()
+	runtime.GC()
+	if got := k.getEntry(1 << 20); got != big {
+		t.Errorf("after three collections a 1 MiB record got a new buffer of %d bytes, not the one released", cap(got.buf))
+	}
+	if got := k.getEnc(); got != st {
+		t.Error("after three collections Write got a new encoder state")
+	}
+	// No more than keptMaxBytes of buffers are kept.
+	var es []*entry
+	for range keptMaxBytes/(1<<20) + 4 {
+		es = append(es, k.getEntry(1<<20))
+	}
+	for _, e := range es {
+		k.release(e)
+	}
+	if k.keptBytes > keptMaxBytes || k.keptBytes < keptMaxBytes-(2<<20) {
+		t.Errorf("%d bytes of buffers kept, want at most %d and close to it", k.keptBytes, keptMaxBytes)
+	}
+	if n := len(k.kept[classUp(25_000)]); n != 0 {
+		t.Errorf("%d small buffers kept, want 0: sync.Pool's", n)
 	}
 }

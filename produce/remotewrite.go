@@ -244,7 +244,10 @@ func (e *Encoder) AppendPart(dst []byte, s *Scrape, part int) []byte {
 		m.reset(e.format)
 	}
 	start := len(dst)
-	if n := len(s.Samples); n > 0 && e.bps > 0 {
+	if m.size > 0 {
+		// A sixteenth more: values and timestamps vary in length.
+		dst = slices.Grow(dst, int(m.size)+int(m.size)/16+16)
+	} else if n := len(s.Samples); n > 0 && e.bps > 0 {
 		dst = slices.Grow(dst, n*e.bps+16)
 	}
 	slow := e.slow
@@ -261,6 +264,8 @@ func (e *Encoder) AppendPart(dst []byte, s *Scrape, part int) []byte {
 	}
 	if m == &e.tmp {
 		m.reset(e.format)
+	} else {
+		m.size = uint32(min(len(dst)-start, math.MaxUint32))
 	}
 	return dst
 }
@@ -293,6 +298,12 @@ const (
 // encoded on the slow path and replaces the rest of the memo.
 type encMemo struct {
 	format RecordFormat
+	// size is the length of the message encoded last time, which sizes
+	// the output for the next (in the padding after format): a pooled
+	// encoder's bytes per sample are those of whatever target it served
+	// last, and a huge target's 1 MB message grew by appending when it
+	// followed a small one.
+	size   uint32
 	series []*Series
 	// enc holds one chunk per series, in order. RW2: the series'
 	// labels_refs field (tag, length, packed refs), which is

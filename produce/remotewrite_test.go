@@ -543,3 +543,38 @@ func TestEncodeAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A target's message is sized from its own last message, not from the
+// bytes per sample of whatever target the pooled encoder served last: a
+// big scrape after a small one takes one allocation of the right size,
+// not a run of appends that double.
+func TestEncodeSizedFromTargetsLastMessage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	big := nodeFixture(t)
+	// A target of few bytes per sample: one short series, many times.
+	small := &Scrape{Key: "k", Job: "j", Instance: "i", T: big.T, Memo: &Memo{}}
+	one := NewSeries(labels.FromStrings("__name__", "up"))
+	for range 200 {
+		small.Samples = append(small.Samples, Sample{one, big.T, 1})
+	}
+	for _, f := range formats {
+		e := NewEncoder(f)
+		want := len(e.Append(nil, big)) // the big target's first scrape fills its memo
+		sbuf := e.Append(nil, small)    // the encoder's bytes per sample are now the small target's
+		var dst []byte
+		n := testing.AllocsPerRun(20, func() {
+			e.Append(sbuf[:0], small)
+			dst = e.Append(make([]byte, 0, 64), big)
+		})
+		// The 64 bytes, then one allocation for the big message.
+		if n > 2 {
+			t.Errorf("%v: %v allocations for a big scrape after a small one, want 2", f, n)
+		}
+		// Its size, a sixteenth more, rounded up to the allocator's class.
+		if limit := want + want/8 + 8192; len(dst) != want || cap(dst) > limit {
+			t.Errorf("%v: big message %d bytes in a buffer of %d, want %d in at most %d", f, len(dst), cap(dst), want, limit)
+		}
+	}
+}
