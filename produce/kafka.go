@@ -108,7 +108,9 @@ import (
 // (STYLE 12), so a record is charged at most twice its size. A message is
 // encoded into the worker's spare buffer, which becomes the record when the
 // message fills more than half of it (see record); only the spares of
-// pooled encoder states, one per concurrent Write, live outside the bound.
+// pooled encoder states, one per concurrent Write, and the released big
+// buffers kept for reuse (Kafka.kept, 16 MiB at most) live outside the
+// bound.
 //
 // Goroutines: NewKafka starts the pump and a reporter that logs drops at a
 // bounded rate; kgo runs its own. Close stops all of them, in the order
@@ -164,7 +166,8 @@ type Kafka struct {
 
 	// kept holds released entries of the big classes (keptMinClass and
 	// up) and encoder states out of the collector's reach, up to
-	// keptBytes of buffers and keptEncs states; sync.Pool takes the rest.
+	// keptMaxBytes of buffers and keptMaxEncs states; sync.Pool takes the
+	// rest.
 	// Why: a sync.Pool empties within two collections, and a huge target
 	// (a kube-state-metrics, a few 1 MiB records a scrape) used its
 	// buffers once an interval: every collection made its next scrape
