@@ -114,11 +114,14 @@ func RunFloor(ctx context.Context, cfg FloorConfig) error {
 				if err == nil && cfg.Gunzip && bytes.Equal(resp.Header.ContentEncoding(), []byte("gzip")) {
 					// The decoder shoal uses, into a buffer reused
 					// and sized as shoal sizes it.
-					if need := gunzip.Size(resp.Body()) + gunzip.Slack; cap(out) < need {
+					// The trailer is the sender's word: believed up
+					// to deflate's 1032:1 and 64 MiB, as shoal does.
+					body := resp.Body()
+					if need := min(gunzip.Size(body), 1032*len(body), 64<<20) + gunzip.Slack; cap(out) < need {
 						out = make([]byte, 0, need)
 					}
 					zd := decoders.Get().(*gunzip.Decoder)
-					out, _ = zd.Decode(out[:0], resp.Body(), 0)
+					out, _ = zd.Decode(out[:0], body, 0)
 					decoders.Put(zd)
 				}
 				resp.Reset()

@@ -237,6 +237,12 @@ func (c *httpClient) fetch(cs *conns, url string, timeout time.Duration, deadlin
 
 	for redirects := 0; ; redirects++ {
 		if err := c.do(cs, &out, resp, deadline); err != nil {
+			if r.own {
+				// A failed read (a body over the limit above all) may
+				// have grown the kept buffer: let the pool have it.
+				resp.KeepBodyBuffer = false
+				cs.big, r.own = nil, false
+			}
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
 				return errBodyTooLarge
@@ -278,13 +284,16 @@ func (c *httpClient) fetch(cs *conns, url string, timeout time.Duration, deadlin
 
 	r.ContentType = resp.Header.ContentType()
 	body := resp.Body()
-	switch {
-	case !r.own && len(body) >= bigBody:
-		resp.KeepBodyBuffer = true
-		cs.big, r.own = resp, true
-	case r.own && len(body) < bigBody/4:
-		resp.KeepBodyBuffer = false
-		cs.big, r.own = nil, false // released to the pool after this scrape
+	if keep := keepResponse(r.own, len(body), cap(body)); keep != r.own {
+		// Kept: reset, not released, after this scrape. Let go: the
+		// bodies shrank, or the buffer is a past peak's (fasthttp's
+		// pool drops such a buffer; the next big body gets one its size).
+		resp.KeepBodyBuffer = keep
+		r.own = keep
+		cs.big = nil
+		if keep {
+			cs.big = resp
+		}
 	}
 	if !bytes.EqualFold(resp.Header.ContentEncoding(), []byte("gzip")) {
 		r.Body = body
@@ -403,8 +412,23 @@ type conns struct {
 	big *fasthttp.Response
 }
 
+// keepResponse reports whether a target keeps its response (conns.big)
+// after a body of n bytes read into a buffer of c; own: it kept it so far.
+// A buffer more than 4 times the body is a past peak's, or another
+// target's from fasthttp's pool, and is not kept.
+func keepResponse(own bool, n, c int) bool {
+	if c > 4*n {
+		return false
+	}
+	if own {
+		return n >= bigBody/4
+	}
+	return n >= bigBody
+}
+
 // bigBody is the body size, as read from the wire, from which a target
-// keeps its own response (conns.big); it lets it go below a quarter of it.
+// keeps its own response (conns.big); it lets it go when a body is below a
+// quarter of that or a quarter of the buffer, or a fetch fails.
 const bigBody = 256 << 10
 
 type connSlot struct {

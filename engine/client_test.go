@@ -587,3 +587,23 @@ func TestBigBodyKeepsItsResponse(t *testing.T) {
 		t.Fatal("a retired target kept its response")
 	}
 }
+
+func TestKeepResponse(t *testing.T) {
+	for _, tc := range []struct {
+		own  bool
+		n, c int
+		want bool
+	}{
+		{false, 10 << 10, 16 << 10, false},    // small
+		{false, bigBody, bigBody, true},       // big
+		{false, bigBody, 5 * bigBody, false},  // a buffer far too big for it: not made ours
+		{true, bigBody / 2, bigBody, true},    // shrank a little: kept
+		{true, bigBody/4 - 1, bigBody, false}, // shrank below a quarter of bigBody
+		{true, 1 << 20, 5 << 20, false},       // a past peak's buffer
+		{true, 1 << 20, 4 << 20, true},        // within 4 times
+	} {
+		if got := keepResponse(tc.own, tc.n, tc.c); got != tc.want {
+			t.Errorf("keepResponse(own %v, body %d, buffer %d) = %v, want %v", tc.own, tc.n, tc.c, got, tc.want)
+		}
+	}
+}

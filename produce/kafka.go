@@ -108,9 +108,9 @@ import (
 // (STYLE 12), so a record is charged at most twice its size. A message is
 // encoded into the worker's spare buffer, which becomes the record when the
 // message fills more than half of it (see record); only the spares of
-// pooled encoder states, one per concurrent Write, and the released big
-// buffers kept for reuse (Kafka.kept, 16 MiB at most) live outside the
-// bound.
+// pooled encoder states, one per concurrent Write (each up to
+// 4 × MaxRecordBytes), and the released big buffers kept for reuse
+// (Kafka.kept, 16 MiB at most) live outside the bound.
 //
 // Goroutines: NewKafka starts the pump and a reporter that logs drops at a
 // bounded rate; kgo runs its own. Close stops all of them, in the order

@@ -244,10 +244,14 @@ func (e *Encoder) AppendPart(dst []byte, s *Scrape, part int) []byte {
 		m.reset(e.format)
 	}
 	start := len(dst)
-	if m.size > 0 {
-		// A sixteenth more: values and timestamps vary in length.
-		dst = slices.Grow(dst, int(m.size)+int(m.size)/16+16)
-	} else if n := len(s.Samples); n > 0 && e.bps > 0 {
+	// The target's last message scaled to this scrape's samples (a
+	// target back from an outage has many more than its last message),
+	// a sixteenth more: values and timestamps vary in length. Else the
+	// encoder's last bytes per sample.
+	if n := len(s.Samples); m.count > 0 {
+		want := int(uint64(m.size) * uint64(n) / uint64(m.count))
+		dst = slices.Grow(dst, want+want/16+16)
+	} else if e.bps > 0 {
 		dst = slices.Grow(dst, n*e.bps+16)
 	}
 	slow := e.slow
@@ -266,6 +270,7 @@ func (e *Encoder) AppendPart(dst []byte, s *Scrape, part int) []byte {
 		m.reset(e.format)
 	} else {
 		m.size = uint32(min(len(dst)-start, math.MaxUint32))
+		m.count = uint32(min(len(s.Samples), math.MaxUint32))
 	}
 	return dst
 }
@@ -299,12 +304,12 @@ const (
 type encMemo struct {
 	format RecordFormat
 	// size is the length of the message encoded last time, which sizes
-	// the output for the next (in the padding after format): a pooled
+	// the output for the next (a memo part grows by 8 bytes): a pooled
 	// encoder's bytes per sample are those of whatever target it served
 	// last, and a huge target's 1 MB message grew by appending when it
-	// followed a small one.
-	size   uint32
-	series []*Series
+	// followed a small one. count is its samples.
+	size, count uint32
+	series      []*Series
 	// enc holds one chunk per series, in order. RW2: the series'
 	// labels_refs field (tag, length, packed refs), which is
 	// self-delimiting. RW1: the length of the series' labels field, as a

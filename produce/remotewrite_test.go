@@ -572,6 +572,20 @@ func TestEncodeSizedFromTargetsLastMessage(t *testing.T) {
 		if n > 2 {
 			t.Errorf("%v: %v allocations for a big scrape after a small one, want 2", f, n)
 		}
+		// A target back from an outage: its last message had 5
+		// samples; this one has them all, sized in one go.
+		back := &Scrape{Key: "k2", Job: "j", Instance: "i2", T: big.T, Memo: &Memo{}, Samples: big.Samples[:5]}
+		e.Append(nil, back)
+		back.Samples = big.Samples
+		if n := testing.AllocsPerRun(1, func() {
+			e.Append(sbuf[:0], small)
+			e.Append(make([]byte, 0, 64), back)
+			back.Samples = big.Samples[:5]
+			e.Append(make([]byte, 0, 4096), back)
+			back.Samples = big.Samples
+		}); n > 4 {
+			t.Errorf("%v: %v allocations for a target back from an outage, want at most 4", f, n)
+		}
 		// Its size, a sixteenth more, rounded up to the allocator's class.
 		if limit := want + want/8 + 8192; len(dst) != want || cap(dst) > limit {
 			t.Errorf("%v: big message %d bytes in a buffer of %d, want %d in at most %d", f, len(dst), cap(dst), want, limit)

@@ -340,12 +340,15 @@ func (d *Decoder) Decode(dst, src []byte, limit int) ([]byte, error) {
 	}
 	o := len(dst)
 	out := dst[:cap(dst)]
+	if limit > 0 {
+		limit += o // the limit is on the content, not on what dst held
+	}
 	p := 0
 	for {
 		start := o
 		hdr, err := header(src, p)
 		if err != nil {
-			return dst, err
+			return out[:o], err
 		}
 		br := bitReader{src: src, p: hdr}
 		out, o, err = d.inflate(out, o, start, &br, limit)

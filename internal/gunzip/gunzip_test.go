@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -134,6 +135,16 @@ func TestDecodeAppends(t *testing.T) {
 	got, err := d.Decode([]byte("prefix:"), z, 0)
 	if err != nil || string(got) != "prefix:hello, world" {
 		t.Fatalf("got %q, %v", got, err)
+	}
+	// The limit is on the content, not on what dst held.
+	if got, err := d.Decode([]byte("prefix:"), z, len("hello, world")); err != nil || string(got) != "prefix:hello, world" {
+		t.Fatalf("limit of exactly the content after a prefix: %q, %v", got, err)
+	}
+	// A bad second member fails, with the first member's content
+	// returned.
+	got, err = d.Decode(nil, append(slices.Clone(z), 0x1f, 0x8b, 99), 0)
+	if err == nil || string(got) != "hello, world" {
+		t.Fatalf("bad second member: %q, %v", got, err)
 	}
 }
 
