@@ -113,11 +113,10 @@ func RunFloor(ctx context.Context, cfg FloorConfig) error {
 				err := c.DoDeadline(req, resp, time.Now().Add(cfg.Timeout))
 				if err == nil && cfg.Gunzip && bytes.Equal(resp.Header.ContentEncoding(), []byte("gzip")) {
 					// The decoder shoal uses, into a buffer reused
-					// and sized as shoal sizes it.
-					// The trailer is the sender's word: believed up
-					// to deflate's 1032:1 and 64 MiB, as shoal does.
+					// and sized from the trailer as shoal sizes it
+					// (believed up to 64 MiB, shoal's largest buffer).
 					body := resp.Body()
-					if need := min(gunzip.Size(body), 1032*len(body), 64<<20) + gunzip.Slack; cap(out) < need {
+					if need := min(gunzip.Size(body), 64<<20) + gunzip.Slack; cap(out) < need {
 						out = make([]byte, 0, need)
 					}
 					zd := decoders.Get().(*gunzip.Decoder)

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -203,6 +202,20 @@ func (r *response) release() {
 	r.Body, r.ContentType = nil, nil
 }
 
+// keep makes r's response the target's own (conns.big: reset, not
+// released, after the scrape, its body buffer kept), or lets it go back to
+// the pool after the scrape (the bodies shrank, the buffer is a past
+// peak's, or the fetch failed; fasthttp's pool drops a buffer far above
+// the usual size, and the next big body gets one its size).
+func (r *response) keep(cs *conns, keep bool) {
+	r.resp.KeepBodyBuffer = keep
+	r.own = keep
+	cs.big = nil
+	if keep {
+		cs.big = r.resp
+	}
+}
+
 // fetch GETs url with the job's headers over the target's connections cs
 // and returns the (decompressed) body. The caller holds the target's
 // scrapeMu, which guards cs. deadline bounds the whole exchange, dialling
@@ -240,8 +253,7 @@ func (c *httpClient) fetch(cs *conns, url string, timeout time.Duration, deadlin
 			if r.own {
 				// A failed read (a body over the limit above all) may
 				// have grown the kept buffer: let the pool have it.
-				resp.KeepBodyBuffer = false
-				cs.big, r.own = nil, false
+				r.keep(cs, false)
 			}
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -285,15 +297,7 @@ func (c *httpClient) fetch(cs *conns, url string, timeout time.Duration, deadlin
 	r.ContentType = resp.Header.ContentType()
 	body := resp.Body()
 	if keep := keepResponse(r.own, len(body), cap(body)); keep != r.own {
-		// Kept: reset, not released, after this scrape. Let go: the
-		// bodies shrank, or the buffer is a past peak's (fasthttp's
-		// pool drops such a buffer; the next big body gets one its size).
-		resp.KeepBodyBuffer = keep
-		r.own = keep
-		cs.big = nil
-		if keep {
-			cs.big = resp
-		}
+		r.keep(cs, keep)
 	}
 	if !bytes.EqualFold(resp.Header.ContentEncoding(), []byte("gzip")) {
 		r.Body = body
@@ -342,21 +346,16 @@ func (c *httpClient) gunzip(body []byte, sizeHint int, r *response) error {
 	return nil
 }
 
-// gzipSize returns the size the gzip stream body says its content has (the
-// ISIZE trailer: the size mod 2³²), as a size hint for a target's first
-// scrape, or 0 when the trailer is not to be believed: a content larger
-// than deflate can make of body (1032:1) or than the largest pooled
-// buffer. A stream of several members says only its last one's size:
-// the buffer then grows as it would without a hint.
+// gzipSize returns the size the gzip stream body says its content has
+// (gunzip.Size), as a size hint for a target's first scrape, or 0 when it
+// is larger than the largest pooled buffer. A stream of several members
+// says only its last one's size: the buffer then grows as it would
+// without a hint.
 func gzipSize(body []byte) int {
-	if len(body) < 18 { // header 10, trailer 8
-		return 0
+	if n := gunzip.Size(body); n <= maxBufSize {
+		return n
 	}
-	n := int(binary.LittleEndian.Uint32(body[len(body)-4:]))
-	if n > 1032*len(body) || n > maxBufSize {
-		return 0
-	}
-	return n
+	return 0
 }
 
 // bufPools pool the buffers of gunzipped bodies by capacity (sizedPool),

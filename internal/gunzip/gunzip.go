@@ -382,14 +382,20 @@ func (d *Decoder) Decode(dst, src []byte, limit int) ([]byte, error) {
 // symbol.
 const Slack = 258 + 8
 
-// Size returns the content size src's trailer states (for a stream of
-// several members, its last member's), or 0 if src is too short to have
-// one. The trailer is the sender's word: a size hint, never a bound.
+// Size returns the content size src's trailer states (the ISIZE field:
+// the size mod 2³²; for a stream of several members, its last member's),
+// or 0 if src is too short to have one or the trailer claims more than
+// deflate can make of src (1032:1). The trailer is the sender's word: a
+// size hint, never a bound.
 func Size(src []byte) int {
-	if len(src) < 18 {
+	if len(src) < 18 { // header 10, trailer 8
 		return 0
 	}
-	return int(binary.LittleEndian.Uint32(src[len(src)-4:]))
+	n := int(binary.LittleEndian.Uint32(src[len(src)-4:]))
+	if n > 1032*len(src) {
+		return 0
+	}
+	return n
 }
 
 // header checks the gzip member header at src[p:] and returns the offset

@@ -318,3 +318,19 @@ func benchReader(b *testing.B, z []byte, n int, zr interface {
 		out.ReadFrom(zr)
 	}
 }
+
+func TestSize(t *testing.T) {
+	content := corpus(t)["words"]
+	z := stdZip(content, 6)
+	if got := Size(z); got != len(content) {
+		t.Errorf("Size = %d, want %d", got, len(content))
+	}
+	lie := slices.Clone(z)
+	lie[len(lie)-1] = 0xff // claims about 4 GiB from a few hundred KB
+	if got := Size(lie); got != 0 {
+		t.Errorf("Size of a trailer beyond 1032:1 = %d, want 0", got)
+	}
+	if got := Size(z[:17]); got != 0 {
+		t.Errorf("Size of 17 bytes = %d, want 0", got)
+	}
+}
